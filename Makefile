@@ -1,0 +1,30 @@
+# The two commands a fresh machine needs (Python 3.11 and the package registries):
+#   make run    install into .venv, run the default recipe, print the results table
+#   make test   install into .venv, run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+SNAKEMAKE_ARGS ?=
+
+.PHONY: run test install clean-exp dryrun
+
+install: $(VENV)/.installed
+
+# Re-installs only when the pins change.
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+run: install
+	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+	@echo; cat exp/$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('config.yaml'))['tag'])")/results.tsv
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+dryrun: install
+	$(BIN)/snakemake -n --cores $(CORES) $(SNAKEMAKE_ARGS)

@@ -1,0 +1,29 @@
+# A speech-recognition recipe: corpus -> Kaldi data dirs -> fbank -> tokens -> LSTM-CTC -> WER.
+#   snakemake --cores 8                                   # the default corpus (synth_digits)
+#   snakemake --cores 8 --configfile conf/fsdd.yaml       # another corpus
+# Each stage is one file under workflow/rules/ and runs one script of workflow/scripts/.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"  # 1. data preparation and validation
+include: "workflow/rules/features.smk"  # 2. fbank/MFCC in nj jobs, CMVN statistics
+# (3. denoising-autoencoder pretraining takes its seat here: workflow/rules/dae.smk)
+include: "workflow/rules/tokens.smk"  # 4a. SentencePiece units
+include: "workflow/rules/am.smk"  # 4b. LSTM-CTC acoustic model
+include: "workflow/rules/decode.smk"  # 5. decoding and scoring
+
+
+rule all:
+    default_target: True
+    input:
+        f"{EXP}/results.tsv",
+        f"{EXP}/RESULTS.md",

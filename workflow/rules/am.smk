@@ -1,0 +1,36 @@
+# Stage 4b: the LSTM-CTC acoustic model. Re-running after an interruption
+# resumes from the newest exp/<tag>/am/epoch-N.pt of the same training config.
+
+
+def am_init_inputs(wildcards):
+    """What the model starts from besides its config: nothing for 'random'.
+    (The denoising autoencoder's encoder plugs in here.)"""
+    return []
+
+
+rule train_am:
+    input:
+        train=f"{FEATS}/{TRAIN_FEATS}/feats.scp",
+        dev=f"{FEATS}/{config['dev_set']}/feats.scp",
+        tokens=rules.train_tokenizer.output.model,
+        init=am_init_inputs,
+    output:
+        model=f"{EXP}/am/final.pt",
+        history=f"{EXP}/am/history.tsv",
+    params:
+        model=as_json(config["am"]["model"]),
+        train=as_json({**config["am"]["train"], "seed": config["seed"]}),
+        features=as_json(FEATURE_CONFIG),
+        cmvn=config["am"]["cmvn"],
+        max_frames=config["am"]["max_frames"] or 0,
+        use_gpu=str(config["am"]["use_gpu"]).lower(),
+    threads: config["am"]["threads"]
+    log:
+        f"{EXP}/am/log/train.log",
+    benchmark:
+        f"{EXP}/am/log/train.benchmark.tsv"
+    shell:
+        "{PYTHON} workflow/scripts/train_am.py {FEATS}/{TRAIN_FEATS} {FEATS}/{config[dev_set]}"
+        " {input.tokens} {EXP}/am --model {params.model:q} --train {params.train:q}"
+        " --features {params.features:q} --cmvn {params.cmvn} --max-frames {params.max_frames}"
+        " --threads {threads} --use-gpu {params.use_gpu} > {log} 2>&1"

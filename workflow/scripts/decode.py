@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Decode a feature directory with a trained model; write ``utt-id text`` lines.
+
+    python workflow/scripts/decode.py exp/fsdd/am/final.pt data/fsdd/fbank/test exp/fsdd/decode_test/hyp.txt \
+        --config '{"method": "beam", "beam_size": 10}'
+"""
+
+import argparse
+import logging
+import time
+
+import torch
+from tqdm import tqdm
+
+from speechrecipe.cli import json_or_file, setup_logging
+from speechrecipe.dataset import FeatureSet, bucket_batches, collate
+from speechrecipe.decoding import BeamSearch, Recognizer
+from speechrecipe.fileio import write_table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model")
+    parser.add_argument("feat_dir")
+    parser.add_argument("hyp")
+    parser.add_argument("--config", type=json_or_file, default={}, help="decode config: method, beam_size")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-frames", type=int, default=20000)
+    args = parser.parse_args()
+    setup_logging()
+    torch.set_num_threads(args.threads)
+    recognizer = Recognizer(args.model)
+    data = FeatureSet(args.feat_dir, recognizer.cmvn_mode, None, recognizer.global_mean_std)
+    method = args.config.get("method", "beam")
+    search = BeamSearch(recognizer.tokenizer.pieces, args.config.get("beam_size", 10)) if method == "beam" else None
+    hyps = {}
+    started = time.time()
+    for batch in tqdm(bucket_batches([len(u.feats) for u in data.utterances], args.batch_frames), desc="decode",
+                      mininterval=5):
+        utts = [data.utterances[i] for i in batch]
+        feats, lengths, _, _ = collate(utts)
+        for u, ids in zip(utts, recognizer.decode_ids(feats, lengths, search)):
+            hyps[u.utt] = recognizer.tokenizer.decode(ids)
+    seconds = time.time() - started
+    audio_seconds = data.total_frames() * recognizer.feature_config.get("frame_shift_ms", 10.0) / 1000
+    logging.info("%s decoding of %d utterances: %.1f s, real-time factor %.4f", method, len(hyps), seconds,
+                 seconds / max(audio_seconds, 1e-9))
+    write_table(args.hyp, hyps)
+
+
+if __name__ == "__main__":
+    main()

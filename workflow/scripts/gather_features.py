@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Merge the jobs of make_features.py into one feature directory, with CMVN statistics.
+
+    python workflow/scripts/gather_features.py data/fsdd/train data/fsdd/fbank/train --nj 4
+
+Writes feats.scp, utt2num_frames, text, utt2spk, spk2utt, utt2dur (speed-perturbed
+copies included) and per-speaker CMVN statistics (cmvn.ark + cmvn.scp, Kaldi's
+layout); fails if any utterance of the data directory has no features.
+"""
+
+import argparse
+import logging
+from pathlib import Path
+
+import kaldiio
+
+from speechrecipe.cli import fail, setup_logging
+from speechrecipe.datadir import DataDir
+from speechrecipe.features import accumulate_stats
+from speechrecipe.fileio import atomic_path, read_table, write_table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data_dir")
+    parser.add_argument("out_dir")
+    parser.add_argument("--nj", type=int, default=1)
+    parser.add_argument("--speed-perturb", type=float, nargs="+", default=[1.0])
+    args = parser.parse_args()
+    setup_logging()
+    out = Path(args.out_dir)
+    data = DataDir.load(args.data_dir)
+
+    def pid(name: str, factor: float) -> str:
+        return name if factor == 1.0 else f"sp{factor:g}-{name}"
+
+    feats_scp: dict[str, str] = {}
+    for job in range(1, args.nj + 1):
+        feats_scp.update(read_table(out / "data" / f"feats.{job}.scp"))
+    text, utt2spk, utt2dur = {}, {}, {}
+    for factor in args.speed_perturb:
+        for utt in data.utterances:
+            text[pid(utt, factor)] = data.text[utt]
+            utt2spk[pid(utt, factor)] = pid(data.utt2spk[utt], factor)
+            if utt in data.utt2dur:
+                utt2dur[pid(utt, factor)] = f"{data.utt2dur[utt] / factor:.3f}"
+    missing = sorted(set(text) - set(feats_scp))
+    if missing:
+        fail(f"{out}: {len(missing)} utterance(s) have no features (e.g. {missing[:3]}); "
+             f"re-run feature extraction for {args.data_dir}.")
+
+    num_frames, by_speaker = {}, {}
+    for utt in sorted(feats_scp):
+        feats = kaldiio.load_mat(feats_scp[utt])
+        num_frames[utt] = str(len(feats))
+        # Accumulated as we go: a large corpus never has to fit in memory.
+        stats = accumulate_stats([feats])
+        by_speaker[utt2spk[utt]] = by_speaker[utt2spk[utt]] + stats if utt2spk[utt] in by_speaker else stats
+    with atomic_path(out / "cmvn.ark") as tmp_ark, atomic_path(out / "cmvn.scp") as tmp_scp:
+        with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
+            for spk in sorted(by_speaker):
+                writer(spk, by_speaker[spk])
+        lines = tmp_scp.read_text().splitlines()
+        tmp_scp.write_text("".join(line.replace(str(tmp_ark), str(out / "cmvn.ark")) + "\n" for line in lines))
+
+    spk2utt = {}
+    for utt in sorted(utt2spk):
+        spk2utt.setdefault(utt2spk[utt], []).append(utt)
+    write_table(out / "text", text)
+    write_table(out / "utt2spk", utt2spk)
+    write_table(out / "spk2utt", {s: " ".join(u) for s, u in spk2utt.items()})
+    if utt2dur:
+        write_table(out / "utt2dur", utt2dur)
+    write_table(out / "utt2num_frames", num_frames)
+    write_table(out / "feats.scp", feats_scp)  # last: its presence means the directory is complete
+    total = sum(int(n) for n in num_frames.values())
+    logging.info("%s: %d utterances, %d speakers, %d frames", out, len(feats_scp), len(by_speaker), total)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Reading audio named in ``wav.scp``: files through soundfile, or Kaldi-style pipes.
+
+A ``wav.scp`` value is either a path (spaces allowed: the value is the rest of
+the line) or a shell command ending in ``|`` whose standard output is a WAV
+file, as in Kaldi. Audio comes back as float32 mono in [-1, 1] with its sample
+rate; stereo is mixed down, and :func:`read_audio` resamples to ``rate`` when
+one is asked for.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+log = logging.getLogger(__name__)
+
+
+class AudioError(ValueError):
+    """An audio file is missing, unreadable or empty."""
+
+
+def _is_pipe(entry: str) -> bool:
+    return entry.rstrip().endswith("|")
+
+
+def read_audio(
+    entry: str, start: float = 0.0, end: float | None = None, *, rate: int | None = None
+) -> tuple[np.ndarray, int]:
+    """Read one ``wav.scp`` entry as (float32 mono samples, sample rate).
+
+    ``start``/``end`` (seconds) cut a segment, for data dirs with ``segments``.
+    With ``rate`` the audio is resampled to it (and ``rate`` is returned);
+    without, the file's own rate is returned.
+    """
+    target_rate = rate
+    try:
+        if _is_pipe(entry):
+            command = entry.rstrip()[:-1]
+            # wav.scp pipes are Kaldi's convention and come from the corpus, not from config.
+            result = subprocess.run(command, shell=True, capture_output=True, check=False)
+            if result.returncode != 0:
+                raise AudioError(f"command '{command}' failed: {result.stderr.decode(errors='replace').strip()[:200]}")
+            samples, rate = soundfile.read(io.BytesIO(result.stdout), dtype="float32", always_2d=True)
+        else:
+            if not Path(entry).exists():
+                raise AudioError(f"no such file '{entry}'")
+            with soundfile.SoundFile(entry) as f:
+                rate = f.samplerate
+                first = int(round(start * rate))
+                last = int(round(end * rate)) if end is not None else -1
+                f.seek(min(first, f.frames))
+                # soundfile reads the whole rest of the file for a negative count, so an
+                # empty or inverted segment must ask for 0 frames (and fail below).
+                frames = max(0, last - first) if last >= 0 else -1
+                samples = f.read(frames=frames, dtype="float32", always_2d=True)
+            start = end = None
+    except AudioError:
+        raise
+    except FileNotFoundError as e:
+        raise AudioError(f"no such file '{entry}'") from e
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
+        raise AudioError(f"cannot read audio '{entry}': {e}") from e
+    if start or end is not None:
+        samples = samples[int(round((start or 0) * rate)): None if end is None else int(round(end * rate))]
+    if samples.shape[1] > 1:
+        samples = samples.mean(axis=1, keepdims=True)
+    samples = samples[:, 0]
+    if samples.size == 0:
+        raise AudioError(f"'{entry}' holds no samples")
+    if target_rate is not None and target_rate != rate:
+        samples, rate = resample(samples, int(rate), int(target_rate)), target_rate
+    return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
+
+
+def check_audio_entry(entry: str, base: Path | None = None) -> str | None:
+    """A one-line description of what is wrong with a wav.scp entry, or None when it is readable.
+
+    Reads only the header, so checking a whole corpus takes seconds.
+    """
+    if _is_pipe(entry):
+        return None  # a command cannot be checked without running it; feature extraction will
+    path = Path(entry)
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    if not path.exists():
+        return f"audio file '{entry}' does not exist. Fix: correct the path (relative paths are relative to the recipe directory)."
+    try:
+        info = soundfile.info(str(path))
+    except Exception as e:  # noqa: BLE001 - soundfile raises several types for a bad header
+        return f"audio file '{entry}' cannot be read ({e}). Fix: re-encode it as WAV or FLAC, or remove the utterance."
+    if info.frames == 0:
+        return f"audio file '{entry}' is empty (0 samples). Fix: remove the utterance or replace the recording."
+    return None
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Band-limited resampling (torchaudio's windowed sinc), deterministic."""
+    if from_rate == to_rate:
+        return samples
+    import torch
+    import torchaudio.functional as AF
+
+    return AF.resample(torch.from_numpy(samples), from_rate, to_rate).numpy()
+
+
+def duration(entry: str) -> float:
+    """Length in seconds of a wav.scp entry (header only for files)."""
+    if _is_pipe(entry):
+        samples, rate = read_audio(entry)
+        return len(samples) / rate
+    if not Path(entry).exists():
+        raise AudioError(f"no such file '{entry}'")
+    try:
+        info = soundfile.info(entry)
+    except Exception as e:  # noqa: BLE001 - soundfile raises several types for a bad header
+        raise AudioError(f"cannot read audio '{entry}': {e}") from e
+    return info.frames / info.samplerate
+
+
+def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:
+    """Write 16-bit PCM WAV atomically."""
+    from .fileio import atomic_path
+
+    with atomic_path(path, suffix=".wav") as tmp:
+        soundfile.write(str(tmp), samples, rate, subtype="PCM_16", format="WAV")

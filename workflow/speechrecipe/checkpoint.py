@@ -1,0 +1,95 @@
+"""Checkpoints: atomic save, safe load, resume point, averaging.
+
+Checkpoints hold tensors, numbers, strings and lists only, and are always
+loaded with ``weights_only=True``: a checkpoint is data, and a crafted pickle
+in one is refused rather than executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from pathlib import Path
+
+import torch
+
+from .fileio import atomic_path
+
+log = logging.getLogger(__name__)
+
+EPOCH_FILE = re.compile(r"^epoch-(\d+)\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is truncated, corrupt or not a checkpoint of this recipe."""
+
+
+def config_hash(config: dict) -> str:
+    """A short stable hash of a JSON-able config."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def save(obj: dict, path: str | Path) -> None:
+    """``torch.save`` to a temporary file, renamed into place when complete."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load(path: str | Path, map_location="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``; a truncated or foreign file raises CheckpointError."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+        raise CheckpointError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {e})") from e
+
+
+def epoch_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of every ``epoch-N.pt`` in ``directory``, oldest first."""
+    found = []
+    for p in Path(directory).glob("epoch-*.pt"):
+        m = EPOCH_FILE.match(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def latest_resumable(directory: str | Path, expected_hash: str) -> dict | None:
+    """The newest epoch checkpoint that loads and was made with the same training config.
+
+    A truncated file (a job killed while the file system was syncing, say) is
+    skipped with a warning, and the epoch before it is used instead.
+    Checkpoints of another config are moved aside (never deleted) so that a
+    changed model starts cleanly without losing the user's earlier run.
+    """
+    directory = Path(directory)
+    for epoch, path in reversed(epoch_checkpoints(directory)):
+        try:
+            ckpt = load(path)
+        except CheckpointError as e:
+            log.warning("skipping unreadable checkpoint: %s", e)
+            continue
+        if ckpt.get("config_hash") != expected_hash:
+            aside = directory / f"previous-{ckpt.get('config_hash', 'unknown')}"
+            aside.mkdir(exist_ok=True)
+            for _, old in epoch_checkpoints(directory):
+                old.rename(aside / old.name)
+            log.warning("training config changed since %s was written: earlier checkpoints moved to %s; "
+                        "starting from scratch", path.name, aside)
+            return None
+        return ckpt
+    return None
+
+
+def average(paths: list[Path], key: str = "model") -> dict[str, torch.Tensor]:
+    """Element-wise mean of the model weights of several checkpoints (integer buffers taken from the last)."""
+    total: dict[str, torch.Tensor] = {}
+    for path in paths:
+        state = load(path)[key]
+        for name, tensor in state.items():
+            if tensor.is_floating_point():
+                total[name] = total.get(name, 0) + tensor.double()
+            else:
+                total[name] = tensor
+    return {name: (t / len(paths)).float() if t.is_floating_point() else t for name, t in total.items()}

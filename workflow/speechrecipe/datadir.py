@@ -1,0 +1,314 @@
+"""Kaldi data directories: read, write and validate.
+
+A data directory holds one table per file, keyed by utterance id::
+
+    wav.scp   utt-id  path/to/audio.wav     (or a command ending in '|')
+    text      utt-id  TRANSCRIPT WORDS
+    utt2spk   utt-id  speaker-id
+    spk2utt   speaker-id  utt-id utt-id ...
+    utt2dur   utt-id  seconds
+    segments  utt-id  recording-id start end    (optional; wav.scp is then keyed by recording)
+
+:func:`validate` applies the checks of Kaldi's ``utils/validate_data_dir.sh``
+and reports every problem with the file, the line and how to fix it, so that
+bad data fails in seconds, before any feature is computed.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .fileio import read_table, write_table
+
+REQUIRED_FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
+KEYED_BY_UTTERANCE = ("text", "utt2spk", "utt2dur", "feats.scp", "utt2num_frames", "segments")
+
+
+class DataDirError(ValueError):
+    """A data directory is malformed; the message lists each problem with its fix."""
+
+
+@dataclass
+class DataDir:
+    """The tables of one Kaldi data directory, in memory."""
+
+    wav_scp: dict[str, str] = field(default_factory=dict)
+    text: dict[str, str] = field(default_factory=dict)
+    utt2spk: dict[str, str] = field(default_factory=dict)
+    utt2dur: dict[str, float] = field(default_factory=dict)
+    segments: dict[str, tuple[str, float, float]] = field(default_factory=dict)
+
+    @property
+    def utterances(self) -> list[str]:
+        return sorted(self.text, key=lambda u: u.encode("utf-8"))
+
+    def spk2utt(self) -> dict[str, str]:
+        spk2utt: dict[str, list[str]] = {}
+        for utt in sorted(self.utt2spk, key=lambda u: u.encode("utf-8")):
+            spk2utt.setdefault(self.utt2spk[utt], []).append(utt)
+        return {spk: " ".join(utts) for spk, utts in spk2utt.items()}
+
+    def subset(self, utterances) -> "DataDir":
+        keep = set(utterances)
+        recordings = {self.segments[u][0] for u in keep if u in self.segments} if self.segments else keep
+        return DataDir(
+            wav_scp={k: v for k, v in self.wav_scp.items() if k in recordings},
+            text={k: v for k, v in self.text.items() if k in keep},
+            utt2spk={k: v for k, v in self.utt2spk.items() if k in keep},
+            utt2dur={k: v for k, v in self.utt2dur.items() if k in keep},
+            segments={k: v for k, v in self.segments.items() if k in keep},
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the tables (each atomically), sorted in C order as Kaldi expects."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        write_table(path / "wav.scp", self.wav_scp)
+        write_table(path / "text", self.text)
+        write_table(path / "utt2spk", self.utt2spk)
+        write_table(path / "spk2utt", self.spk2utt())
+        if self.utt2dur:
+            write_table(path / "utt2dur", {u: f"{d:.3f}" for u, d in self.utt2dur.items()})
+        elif (path / "utt2dur").exists():
+            (path / "utt2dur").unlink()  # left by an earlier run: it would describe other utterances
+        if self.segments:
+            write_table(path / "segments", {u: f"{r} {s:.3f} {e:.3f}" for u, (r, s, e) in self.segments.items()})
+        elif (path / "segments").exists():
+            (path / "segments").unlink()
+
+    def summary(self) -> str:
+        """``"N utterances, M speakers, H hours"`` (hours from utt2dur; '?' when it is missing)."""
+        hours = f"{sum(self.utt2dur.values()) / 3600:.3f}" if self.utt2dur else "?"
+        return f"{len(self.text)} utterances, {len(set(self.utt2spk.values()))} speakers, {hours} hours"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "DataDir":
+        path = Path(path)
+        d = cls(
+            wav_scp=read_table(path / "wav.scp"),
+            text=read_table(path / "text"),
+            utt2spk=read_table(path / "utt2spk"),
+        )
+        if (path / "utt2dur").exists():
+            d.utt2dur = {u: float(v) for u, v in read_table(path / "utt2dur").items()}
+        if (path / "segments").exists():
+            for u, v in read_table(path / "segments").items():
+                rec, start, end = v.split()
+                d.segments[u] = (rec, float(start), float(end))
+        return d
+
+
+def _c_order(key: str) -> bytes:
+    return key.encode("utf-8")
+
+
+def _read_lines(path: Path, problems: list[str]) -> list[tuple[int, str, str]] | None:
+    """(line number, key, value) of each line, or None when the file cannot be decoded."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        problems.append(f"{path}: cannot be read ({e.strerror}).")
+        return None
+    rows = []
+    for number, line_bytes in enumerate(raw.split(b"\n"), start=1):
+        if line_bytes == b"" and number == raw.count(b"\n") + 1:
+            break  # the end of a file that ends in a newline
+        try:
+            line = line_bytes.decode("utf-8")
+        except UnicodeDecodeError as e:
+            problems.append(
+                f"{path} line {number}: not valid UTF-8 (byte {e.start}). "
+                "Fix: re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`."
+            )
+            continue
+        if not line.strip():
+            problems.append(f"{path} line {number}: empty line. Fix: delete it.")
+            continue
+        key, _, value = line.partition(" ")
+        if not key or any(c.isspace() for c in key):
+            problems.append(
+                f"{path} line {number}: the line starts with a space, or its id {key!r} holds a tab, carriage return or other "
+                "whitespace. "
+                "Fix: separate the id from the rest of the line with a single space, e.g. `tr '\\t' ' '`."
+            )
+            continue
+        rows.append((number, key, value.strip()))
+    return rows
+
+
+def _check_sorted_unique(path: Path, rows, problems: list[str]) -> None:
+    seen: dict[str, int] = {}
+    previous = None
+    for number, key, _ in rows:
+        if key in seen:
+            problems.append(
+                f"{path} line {number}: duplicate key '{key}' (first on line {seen[key]}). "
+                "Fix: keep one line per id; ids must be unique."
+            )
+            continue
+        if previous is not None and _c_order(key) < _c_order(previous):
+            problems.append(
+                f"{path} line {number}: '{key}' comes after '{previous}' but sorts before it. "
+                f"Fix: sort the file in C order: `LC_ALL=C sort -o {path} {path}`."
+            )
+        seen[key] = number
+        previous = key
+
+
+def validate(path: str | os.PathLike, check_audio: bool = True, allow_empty_text: bool = False) -> DataDir:
+    """Check a data directory like Kaldi's ``validate_data_dir.sh`` and return it loaded.
+
+    Raises :class:`DataDirError` listing every problem found (each with file,
+    line and fix). With ``check_audio`` every audio file in ``wav.scp`` is
+    opened (header only) so that missing, unreadable and empty recordings are
+    caught before feature extraction.
+    """
+    path = Path(path)
+    problems: list[str] = []
+    if not path.is_dir():
+        raise DataDirError(f"{path}: no such data directory. Fix: run the data preparation stage or check the path.")
+    for name in REQUIRED_FILES:
+        if not (path / name).is_file():
+            problems.append(f"{path / name}: missing. Fix: every data directory needs {', '.join(REQUIRED_FILES)}.")
+    if problems:
+        raise DataDirError("\n".join(problems))
+
+    tables: dict[str, list[tuple[int, str, str]]] = {}
+    for name in (*REQUIRED_FILES, *[f for f in KEYED_BY_UTTERANCE if f not in REQUIRED_FILES]):
+        if not (path / name).is_file():
+            continue
+        rows = _read_lines(path / name, problems)
+        if rows is None:
+            continue
+        tables[name] = rows
+        _check_sorted_unique(path / name, rows, problems)
+
+    for number, utt, transcript in tables.get("text", []):
+        if not transcript and not allow_empty_text:
+            problems.append(
+                f"{path / 'text'} line {number}: utterance '{utt}' has an empty transcript. "
+                "Fix: add its transcript or remove the utterance from every file (utils/fix_data_dir.sh does the latter)."
+            )
+        bad = [c for c in transcript if unicodedata.category(c)[0] == "C"]
+        if bad:
+            problems.append(
+                f"{path / 'text'} line {number}: non-printable character {bad[0]!r} in the transcript of '{utt}'. "
+                "Fix: remove control characters (tabs, carriage returns) from the text."
+            )
+
+    # Coverage: every per-utterance file lists exactly the utterances of text.
+    text_lines = _line_of(tables.get("text", []))
+    for name in KEYED_BY_UTTERANCE:
+        if name == "text" or name not in tables:
+            continue
+        _check_same_keys(path, "text", text_lines, name, _line_of(tables[name]), problems)
+    if "segments" in tables:
+        recordings: dict[str, int] = {}
+        for number, _, value in tables["segments"]:
+            if value.split():
+                recordings.setdefault(value.split()[0], number)
+        for number, utt, value in tables["segments"]:
+            fields = value.split()
+            try:
+                start, end = float(fields[1]), float(fields[2])
+                if end <= start:
+                    problems.append(
+                        f"{path / 'segments'} line {number}: segment '{utt}' ends ({end}) before it starts ({start}). "
+                        "Fix: the format is `utt-id recording-id start end` with end > start."
+                    )
+            except (IndexError, ValueError):
+                problems.append(f"{path / 'segments'} line {number}: expected `utt-id recording-id start end`.")
+        if "wav.scp" in tables:
+            _check_same_keys(path, "segments", recordings, "wav.scp", _line_of(tables["wav.scp"]), problems, "recording")
+    elif "wav.scp" in tables and "text" in tables:
+        _check_same_keys(path, "text", text_lines, "wav.scp", _line_of(tables["wav.scp"]), problems)
+
+    # Speakers: utt2spk and spk2utt agree, and the speaker id prefixes the utterance id,
+    # so that sorting by utterance also sorts by speaker (Kaldi's requirement).
+    utt2spk = {key: (number, value) for number, key, value in tables.get("utt2spk", [])}
+    for utt, (number, spk) in utt2spk.items():
+        if not spk or len(spk.split()) != 1:
+            problems.append(f"{path / 'utt2spk'} line {number}: expected `utt-id speaker-id`, got '{utt} {spk}'.")
+        elif not utt.startswith(spk):
+            problems.append(
+                f"{path / 'utt2spk'} line {number}: speaker '{spk}' is not a prefix of utterance '{utt}'. "
+                f"Fix: name utterances '<speaker>-<rest>' (e.g. '{spk}-{utt}') in every file, so that "
+                "sorting by utterance also sorts by speaker."
+            )
+    # Kaldi (validate_data_dir.sh) also requires utt2spk, in utterance order, to be in
+    # speaker order (spk2utt_to_utt2spk.pl must give it back): a prefix alone is not
+    # enough when the separator sorts above the characters of a speaker id, e.g.
+    # speakers '84' and '841' with utterances '84_x' and '841_x'.
+    previous = None
+    disorder = 0
+    for number, utt, spk in tables.get("utt2spk", []):
+        if previous is not None and previous[1] != spk and _c_order(spk) < _c_order(previous[1]):
+            disorder += 1
+            if disorder <= 3:
+                problems.append(
+                    f"{path / 'utt2spk'} line {number}: utterance '{utt}' of speaker '{spk}' comes after "
+                    f"'{previous[0]}' of speaker '{previous[1]}', but '{spk}' sorts before '{previous[1]}': "
+                    "sorting by utterance does not sort by speaker. Fix: name utterances '<speaker>-<rest>' "
+                    "('-' sorts before letters and digits) or zero-pad numeric speaker ids."
+                )
+        previous = (utt, spk)
+    if disorder > 3:
+        problems.append(f"{path / 'utt2spk'}: ... and {disorder - 3} more line(s) out of speaker order.")
+
+    spk2utt_pairs = set()
+    for number, spk, value in tables.get("spk2utt", []):
+        for utt in value.split():
+            spk2utt_pairs.add((utt, spk))
+            if utt2spk.get(utt, (0, None))[1] != spk:
+                said = f"utt2spk says '{utt2spk[utt][1]}'" if utt in utt2spk else "utt2spk does not have it"
+                problems.append(
+                    f"{path / 'spk2utt'} line {number}: lists '{utt}' under speaker '{spk}', but {said}. "
+                    "Fix: regenerate spk2utt from utt2spk: `utils/utt2spk_to_spk2utt.pl utt2spk > spk2utt`."
+                )
+    for utt, (number, spk) in utt2spk.items():
+        if (utt, spk) not in spk2utt_pairs:
+            problems.append(
+                f"{path / 'utt2spk'} line {number}: '{utt}' (speaker '{spk}') is missing from spk2utt. "
+                "Fix: regenerate spk2utt from utt2spk: `utils/utt2spk_to_spk2utt.pl utt2spk > spk2utt`."
+            )
+
+    if check_audio and "wav.scp" in tables:
+        from .audio import check_audio_entry
+
+        for number, key, value in tables["wav.scp"]:
+            problem = check_audio_entry(value, base=Path.cwd())
+            if problem:
+                problems.append(f"{path / 'wav.scp'} line {number}: '{key}': {problem}")
+
+    if problems:
+        shown = problems[:20]
+        more = f"\n... and {len(problems) - 20} more problems." if len(problems) > 20 else ""
+        raise DataDirError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(shown) + more)
+    return DataDir.load(path)
+
+
+def _line_of(rows) -> dict[str, int]:
+    """id -> the line it is first on."""
+    lines: dict[str, int] = {}
+    for number, key, _ in rows:
+        lines.setdefault(key, number)
+    return lines
+
+
+def _check_same_keys(
+    path: Path, name_a: str, lines_a: dict[str, int], name_b: str, lines_b: dict[str, int],
+    problems: list[str], what: str = "utterance",
+) -> None:
+    """Report each id that one file has and the other lacks, with the file and line where it is."""
+    for name, lines, other, other_lines in ((name_a, lines_a, name_b, lines_b), (name_b, lines_b, name_a, lines_a)):
+        missing = sorted((key for key in lines if key not in other_lines), key=lines.__getitem__)
+        for key in missing[:3]:
+            problems.append(
+                f"{path / name} line {lines[key]}: {what} '{key}' has no entry in {path / other}. "
+                f"Fix: add it to {other}, or drop it from every file (utils/fix_data_dir.sh keeps the intersection)."
+            )
+        if len(missing) > 3:
+            problems.append(f"{path / name}: ... and {len(missing) - 3} more {what} id(s) missing from {other}.")

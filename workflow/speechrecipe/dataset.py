@@ -1,0 +1,165 @@
+"""Feature data sets for training and decoding: CMVN, token targets, length-bucketed batches.
+
+A feature directory (``data/<corpus>/<feat>/<set>/``) holds ``feats.scp``,
+``utt2num_frames``, ``text``, ``utt2spk`` and per-speaker CMVN statistics in
+``cmvn.scp``. Normalization is one of
+
+- ``global``: mean and variance of the whole training set (stored in the model);
+- ``speaker``: each speaker's own statistics (Kaldi's default ``apply-cmvn``),
+  which removes much of what differs between voices and channels;
+- ``utterance``: each utterance's own statistics (works on any single file);
+- ``none``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import torch
+
+from .features import stats_to_mean_std
+from .fileio import read_table
+
+log = logging.getLogger(__name__)
+
+CMVN_MODES = ("global", "speaker", "utterance", "none")
+
+
+def load_speaker_stats(feat_dir: str | Path) -> dict[str, np.ndarray]:
+    return {spk: np.asarray(m) for spk, m in kaldiio.load_scp(str(Path(feat_dir) / "cmvn.scp")).items()}
+
+
+def global_stats(feat_dir: str | Path) -> np.ndarray:
+    """The training set's global CMVN statistics: the sum of its speakers' statistics."""
+    return sum(load_speaker_stats(feat_dir).values())
+
+
+def normalize(feats: np.ndarray, mode: str, speaker_stats: np.ndarray | None = None,
+              global_mean_std: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    if mode == "none":
+        return feats
+    if mode == "global":
+        mean, std = global_mean_std
+    elif mode == "speaker":
+        mean, std = stats_to_mean_std(speaker_stats)
+    elif mode == "utterance":
+        mean, std = feats.mean(axis=0), np.sqrt(np.maximum(feats.var(axis=0), 1e-10))
+    else:
+        raise ValueError(f"unknown CMVN mode '{mode}' (use one of {', '.join(CMVN_MODES)})")
+    return ((feats - mean) / std).astype(np.float32)
+
+
+@dataclass
+class Utterance:
+    utt: str
+    feats: np.ndarray  # (frames, dim), normalized
+    tokens: list[int]
+    text: str
+
+
+class FeatureSet:
+    """The normalized features (held in memory) and token targets of one feature directory."""
+
+    def __init__(self, feat_dir: str | Path, cmvn: str, tokenizer=None,
+                 global_mean_std: tuple[np.ndarray, np.ndarray] | None = None,
+                 min_frames: int = 1, subsampling_factor: int = 1, max_frames: int | None = None):
+        feat_dir = Path(feat_dir)
+        self.feat_dir = feat_dir
+        text = read_table(feat_dir / "text")
+        utt2spk = read_table(feat_dir / "utt2spk")
+        speaker_stats = load_speaker_stats(feat_dir) if cmvn == "speaker" else {}
+        self.utterances: list[Utterance] = []
+        dropped_short, dropped_long = [], []
+        for utt, feats in kaldiio.load_scp_sequential(str(feat_dir / "feats.scp")):
+            feats = np.asarray(feats, dtype=np.float32)
+            tokens = tokenizer.encode(text[utt]) if tokenizer else []
+            # CTC needs at least one output frame per token, plus one between repeated tokens.
+            needed = len(tokens) + sum(a == b for a, b in zip(tokens, tokens[1:]))
+            if len(feats) < min_frames or len(feats) // subsampling_factor < needed:
+                dropped_short.append(utt)
+                continue
+            if max_frames and len(feats) > max_frames:
+                dropped_long.append(utt)
+                continue
+            feats = normalize(feats, cmvn, speaker_stats.get(utt2spk.get(utt)), global_mean_std)
+            self.utterances.append(Utterance(utt, feats, tokens, text[utt]))
+        if dropped_short:
+            log.warning("%s: dropped %d utterance(s) too short for their transcript after %dx subsampling "
+                        "(e.g. %s)", feat_dir, len(dropped_short), subsampling_factor, ", ".join(dropped_short[:3]))
+        if dropped_long:
+            log.warning("%s: dropped %d utterance(s) longer than %d frames", feat_dir, len(dropped_long), max_frames)
+        if not self.utterances:
+            raise ValueError(f"{feat_dir}: no usable utterances (all were too short or too long)")
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    @property
+    def dim(self) -> int:
+        return self.utterances[0].feats.shape[1]
+
+    def total_frames(self) -> int:
+        return sum(len(u.feats) for u in self.utterances)
+
+
+def bucket_batches(lengths: list[int], max_frames: int, max_batch: int = 256) -> list[list[int]]:
+    """Group indices of similar length into batches of at most ``max_frames`` padded frames.
+
+    Sorting by length first keeps padding small; the batches themselves are
+    shuffled per epoch by :func:`epoch_order`.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches, current, longest = [], [], 0
+    for i in order:
+        longest_if_added = max(longest, lengths[i])
+        if current and (longest_if_added * (len(current) + 1) > max_frames or len(current) >= max_batch):
+            batches.append(current)
+            current, longest_if_added = [], lengths[i]
+        current.append(i)
+        longest = longest_if_added
+    if current:
+        batches.append(current)
+    return batches
+
+
+def epoch_order(batches: list[list[int]], seed: int, epoch: int) -> list[list[int]]:
+    """The batches in a random order that depends only on (seed, epoch), so a resumed run repeats it."""
+    rng = np.random.default_rng([seed, epoch])
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def collate(utterances: list[Utterance]):
+    """Pad a list of utterances into (feats, feat_lengths, targets, target_lengths) tensors."""
+    lengths = torch.tensor([len(u.feats) for u in utterances])
+    feats = torch.zeros(len(utterances), int(lengths.max()), utterances[0].feats.shape[1])
+    for i, u in enumerate(utterances):
+        feats[i, : len(u.feats)] = torch.from_numpy(u.feats)
+    targets = torch.tensor([t for u in utterances for t in u.tokens], dtype=torch.long)
+    target_lengths = torch.tensor([len(u.tokens) for u in utterances])
+    return feats, lengths, targets, target_lengths
+
+
+def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator,
+                 freq_masks: int = 2, freq_width: int = 15, time_masks: int = 2, time_width: float = 0.05) -> torch.Tensor:
+    """SpecAugment (Park et al. 2019) without time warping: zero random bands of frequency and time.
+
+    Time masks are at most ``time_width`` of each utterance long. Masked values
+    are set to 0, the mean of normalized features.
+    """
+    feats = feats.clone()
+    batch, _, dim = feats.shape
+    for b in range(batch):
+        n = int(lengths[b])
+        for _ in range(freq_masks):
+            width = int(torch.randint(0, freq_width + 1, (1,), generator=generator))
+            start = int(torch.randint(0, max(1, dim - width), (1,), generator=generator))
+            feats[b, :, start:start + width] = 0.0
+        for _ in range(time_masks):
+            width = int(torch.randint(0, max(1, int(time_width * n)) + 1, (1,), generator=generator))
+            start = int(torch.randint(0, max(1, n - width), (1,), generator=generator))
+            feats[b, start:start + width, :] = 0.0
+    return feats

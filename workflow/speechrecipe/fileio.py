@@ -1,0 +1,74 @@
+"""Atomic writes and Kaldi-style table files.
+
+Every artifact the recipe produces goes through :func:`atomic_path` or
+:func:`atomic_open`: the data is written to a temporary name in the same
+directory and renamed over the target only when complete, so an interrupted
+job (SIGKILL included) never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it over ``target`` on success.
+
+    ``suffix`` keeps an extension on the temporary name for libraries that
+    insist on one (SentencePiece, torch.save does not care).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(target: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
+    """``open()`` that writes to a temporary file and renames it on success."""
+    if "b" in mode:
+        encoding = None
+    with atomic_path(target) as tmp:
+        with open(tmp, mode, encoding=encoding) as f:
+            yield f
+
+
+def write_table(path: str | os.PathLike, rows: dict[str, str] | Iterable[tuple[str, str]], sort: bool = True) -> None:
+    """Write a Kaldi table (``key value`` per line), sorted by key in C order like ``LC_ALL=C sort``."""
+    items = list(rows.items()) if isinstance(rows, dict) else list(rows)
+    if sort:
+        items.sort(key=lambda kv: kv[0].encode("utf-8"))
+    with atomic_open(path) as f:
+        for key, value in items:
+            f.write(f"{key} {value}\n" if value != "" else f"{key}\n")
+
+
+def read_table(path: str | os.PathLike) -> dict[str, str]:
+    """Read a Kaldi table into a dict (first token is the key, the rest of the line the value).
+
+    Structural problems (duplicates, order) are the validator's business; here
+    the last duplicate wins.
+    """
+    table: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            key, _, value = line.partition(" ")
+            table[key] = value.strip()
+    return table

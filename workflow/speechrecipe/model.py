@@ -1,0 +1,142 @@
+"""The acoustic model: subsampling front end, stacked LSTM encoder, CTC output layer.
+
+The LSTM layers are separate modules (``encoder.layers[i]``) rather than one
+multi-layer ``nn.LSTM`` so that the lower layers can be initialized from a
+pretrained encoder of the same shape (the denoising autoencoder's) and frozen
+on their own; each is still a cuDNN LSTM on the GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    input_dim: int = 80
+    vocab_size: int = 64
+    hidden: int = 256  # units per direction
+    layers: int = 3
+    bidirectional: bool = True
+    subsampling: str = "stack"  # stack | conv2d | none
+    subsampling_factor: int = 3  # stack: frames concatenated per output frame; conv2d: 2 or 4
+    dropout: float = 0.2
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class FrameStacking(nn.Module):
+    """Concatenate ``factor`` consecutive frames into one (the last partial group is padded)."""
+
+    def __init__(self, input_dim: int, factor: int):
+        super().__init__()
+        self.factor = factor
+        self.output_dim = input_dim * factor
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        b, t, d = x.shape
+        pad = (-t) % self.factor
+        if pad:
+            x = nn.functional.pad(x, (0, 0, 0, pad))
+        x = x.reshape(b, (t + pad) // self.factor, d * self.factor)
+        return x, torch.div(lengths + self.factor - 1, self.factor, rounding_mode="floor")
+
+
+class Conv2dSubsampling(nn.Module):
+    """Two (or one) stride-2 3x3 convolutions over time and frequency, as in ESPnet's Conv2dSubsampling."""
+
+    def __init__(self, input_dim: int, factor: int, channels: int = 32):
+        super().__init__()
+        if factor not in (2, 4):
+            raise ValueError("conv2d subsampling supports a factor of 2 or 4")
+        blocks, freq = [], input_dim
+        for i in range(factor // 2):
+            blocks += [nn.Conv2d(1 if i == 0 else channels, channels, 3, stride=2), nn.ReLU()]
+            freq = (freq - 1) // 2
+        self.conv = nn.Sequential(*blocks)
+        self.n_convs = factor // 2
+        self.output_dim = channels * freq
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        x = self.conv(x.unsqueeze(1))  # (b, c, t', f')
+        b, c, t, f = x.shape
+        x = x.transpose(1, 2).reshape(b, t, c * f)
+        for _ in range(self.n_convs):
+            lengths = torch.div(lengths - 1, 2, rounding_mode="floor")
+        return x, lengths.clamp(min=1)
+
+
+class Identity(nn.Module):
+    def __init__(self, input_dim: int):
+        super().__init__()
+        self.output_dim = input_dim
+
+    def forward(self, x, lengths):
+        return x, lengths
+
+
+def make_subsampling(config: ModelConfig) -> nn.Module:
+    if config.subsampling == "stack":
+        return FrameStacking(config.input_dim, config.subsampling_factor)
+    if config.subsampling == "conv2d":
+        return Conv2dSubsampling(config.input_dim, config.subsampling_factor)
+    if config.subsampling == "none":
+        return Identity(config.input_dim)
+    raise ValueError(f"unknown subsampling '{config.subsampling}' (use stack, conv2d or none)")
+
+
+class LSTMEncoder(nn.Module):
+    """Subsampling followed by ``layers`` LSTM layers with dropout between them."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.subsampling = make_subsampling(config)
+        directions = 2 if config.bidirectional else 1
+        self.layers = nn.ModuleList()
+        dim = self.subsampling.output_dim
+        for _ in range(config.layers):
+            self.layers.append(nn.LSTM(dim, config.hidden, batch_first=True, bidirectional=config.bidirectional))
+            dim = config.hidden * directions
+        self.dropout = nn.Dropout(config.dropout)
+        self.output_dim = dim
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, num_layers: int | None = None):
+        x, lengths = self.subsampling(x, lengths)
+        lengths = lengths.clamp(max=x.shape[1])
+        for layer in self.layers[:num_layers]:
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            x, _ = layer(packed)
+            x, _ = nn.utils.rnn.pad_packed_sequence(x, batch_first=True)
+            x = self.dropout(x)
+        return x, lengths
+
+
+class CTCModel(nn.Module):
+    """LSTM encoder with a linear CTC output over the token vocabulary (blank = 0)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = LSTMEncoder(config)
+        self.output = nn.Linear(self.encoder.output_dim, config.vocab_size)
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
+        """Log-probabilities (batch, frames, vocab) and output lengths."""
+        x, lengths = self.encoder(feats, lengths)
+        return self.output(x).log_softmax(dim=-1), lengths
+
+    def min_input_frames(self) -> int:
+        """The shortest input that still gives one output frame per subsampling step."""
+        return {"stack": 1, "conv2d": 2 * self.config.subsampling_factor + 1, "none": 1}[self.config.subsampling]
+
+    @property
+    def subsampling_factor(self) -> int:
+        return 1 if self.config.subsampling == "none" else self.config.subsampling_factor

@@ -1,0 +1,222 @@
+"""The CTC training loop: epochs of bucketed batches, checkpoints, resume, early stopping, averaging.
+
+Guarantees a user can rely on:
+
+- a checkpoint ``epoch-N.pt`` is written atomically after every epoch, and a
+  re-run after an interruption (SIGKILL included) continues from the newest
+  one made with the same training config;
+- the random state is derived from (seed, epoch), so a resumed run on the CPU
+  gives the same weights as an uninterrupted one;
+- ``history.tsv`` gains one row per epoch (loss, dev loss, dev token error
+  rate, learning rate, seconds);
+- training stops early when the dev loss has not improved for ``patience``
+  epochs, and ``final.pt`` is the average of the best ``average_best``
+  checkpoints by dev loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import checkpoint
+from .dataset import FeatureSet, bucket_batches, collate, epoch_order, spec_augment
+from .decoding import greedy_ids
+from .fileio import atomic_open
+from .model import CTCModel
+from .scoring import edit_distance
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    max_epochs: int = 30
+    batch_frames: int = 20000  # padded input frames per batch
+    max_batch: int = 128
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    weight_decay: float = 1e-2
+    grad_clip: float = 5.0
+    patience: int = 5
+    average_best: int = 3
+    seed: int = 1
+    specaug: dict = field(default_factory=lambda: {"freq_masks": 2, "freq_width": 15, "time_masks": 2, "time_width": 0.05})
+    max_bad_batches: int = 10  # non-finite losses tolerated per epoch before training stops
+
+    # Keys that only say how long to train or how to finish: changing them
+    # continues from the existing checkpoints instead of starting over (ESPnet #5601).
+    NOT_HASHED = ("max_epochs", "patience", "average_best", "max_bad_batches")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def learning_rate(step: int, peak: float, warmup: int) -> float:
+    """Linear warm-up to ``peak`` over ``warmup`` steps, then inverse-square-root decay.
+
+    It does not depend on the total number of steps, so raising ``max_epochs``
+    and resuming keeps the schedule of the steps already taken.
+    """
+    step = max(step, 1)
+    return peak * min(step / warmup, math.sqrt(warmup / step)) if warmup > 0 else peak
+
+
+def pick_device(use_gpu: bool | str = "auto") -> torch.device:
+    if use_gpu in (True, "auto") and torch.cuda.is_available():
+        return torch.device("cuda")
+    if use_gpu is True:
+        log.warning("use_gpu is on but no CUDA device is visible: training on the CPU")
+    return torch.device("cpu")
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+def evaluate(model: CTCModel, data: FeatureSet, batches, device) -> tuple[float, float]:
+    """Mean CTC loss per utterance and greedy token error rate on a data set."""
+    model.eval()
+    total_loss, total_errors, total_tokens, count = 0.0, 0, 0, 0
+    with torch.no_grad():
+        for batch in batches:
+            utts = [data.utterances[i] for i in batch]
+            feats, lengths, targets, target_lengths = collate(utts)
+            log_probs, out_lengths = model(feats.to(device), lengths.to(device))
+            loss = torch.nn.functional.ctc_loss(
+                log_probs.float().transpose(0, 1), targets, out_lengths.cpu(), target_lengths,
+                blank=0, reduction="sum", zero_infinity=True)
+            total_loss += float(loss)
+            count += len(utts)
+            for u, hyp in zip(utts, greedy_ids(log_probs.cpu(), out_lengths.cpu())):
+                total_errors += edit_distance(u.tokens, hyp)
+                total_tokens += len(u.tokens)
+    return total_loss / max(count, 1), total_errors / max(total_tokens, 1)
+
+
+def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: str | Path,
+          config: TrainConfig, config_hash: str, extra: dict | None = None,
+          device: torch.device | None = None, progress: bool = True) -> dict:
+    """Train ``model`` and write ``epoch-N.pt``, ``history.tsv`` and ``final.pt`` under ``exp_dir``.
+
+    ``extra`` (tokenizer, CMVN, feature config...) is stored in ``final.pt`` so
+    that it is a self-contained model. Returns the final checkpoint.
+    """
+    exp_dir = Path(exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    device = device or pick_device()
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    history: list[dict] = []
+    step, start_epoch = 0, 1
+    resumed = checkpoint.latest_resumable(exp_dir, config_hash)
+    if resumed:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        step, history = resumed["step"], resumed["history"]
+        start_epoch = resumed["epoch"] + 1
+        log.info("resuming from %s (epoch %d, step %d)", exp_dir / f"epoch-{resumed['epoch']}.pt", resumed["epoch"], step)
+
+    train_batches = bucket_batches([len(u.feats) for u in train_set.utterances], config.batch_frames, config.max_batch)
+    dev_batches = bucket_batches([len(u.feats) for u in dev_set.utterances], config.batch_frames, config.max_batch)
+    frames = sum(len(u.feats) for u in train_set.utterances)
+    padded = sum(max(len(train_set.utterances[i].feats) for i in b) * len(b) for b in train_batches)
+    log.info("training on %d utterances (%d frames) in %d batches (padding %.1f%% of frames); dev %d utterances",
+             len(train_set), frames, len(train_batches), 100 * (padded - frames) / padded, len(dev_set))
+
+    for epoch in range(start_epoch, config.max_epochs + 1):
+        if _should_stop(history, config.patience):
+            log.info("early stopping: dev loss has not improved for %d epochs", config.patience)
+            break
+        torch.manual_seed(config.seed * 100003 + epoch)  # dropout: a function of (seed, epoch)
+        generator = torch.Generator().manual_seed(config.seed * 100019 + epoch)  # SpecAugment
+        model.train()
+        started = time.time()
+        total_loss, count, bad = 0.0, 0, []
+        bar = tqdm(epoch_order(train_batches, config.seed, epoch), desc=f"epoch {epoch}",
+                   disable=not progress, unit="batch", mininterval=2.0)
+        for batch in bar:
+            utts = [train_set.utterances[i] for i in batch]
+            feats, lengths, targets, target_lengths = collate(utts)
+            if config.specaug:
+                feats = spec_augment(feats, lengths, generator, **config.specaug)
+            step += 1
+            lr = learning_rate(step, config.lr, config.warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                log_probs, out_lengths = model(feats.to(device), lengths.to(device))
+            loss = torch.nn.functional.ctc_loss(
+                log_probs.float().transpose(0, 1), targets.to(device), out_lengths, target_lengths.to(device),
+                blank=0, reduction="sum", zero_infinity=True) / len(utts)
+            if not torch.isfinite(loss):
+                bad.append([u.utt for u in utts])
+                optimizer.zero_grad(set_to_none=True)
+                if len(bad) > config.max_bad_batches:
+                    names = ", ".join(u for b in bad for u in b[:2])
+                    raise NonFiniteLossError(
+                        f"epoch {epoch}: {len(bad)} batches gave a non-finite loss (more than max_bad_batches="
+                        f"{config.max_bad_batches}); utterances involved include {names}. Check their audio and "
+                        "transcripts, or lower the learning rate.")
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            total_loss += float(loss) * len(utts)
+            count += len(utts)
+            bar.set_postfix(loss=f"{total_loss / max(count, 1):.3f}", lr=f"{lr:.2e}")
+        if bad:
+            log.warning("epoch %d: skipped %d batch(es) with a non-finite loss: %s", epoch, len(bad), bad[:3])
+        dev_loss, dev_ter = evaluate(model, dev_set, dev_batches, device)
+        history.append({"epoch": epoch, "loss": total_loss / max(count, 1), "dev_loss": dev_loss,
+                        "dev_ter": dev_ter, "lr": lr, "seconds": time.time() - started, "skipped_batches": len(bad)})
+        log.info("epoch %d: loss %.4f dev loss %.4f dev TER %.2f%% lr %.2e (%.1f s)", epoch,
+                 history[-1]["loss"], dev_loss, 100 * dev_ter, lr, history[-1]["seconds"])
+        checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                         "epoch": epoch, "history": history, "config_hash": config_hash}, exp_dir / f"epoch-{epoch}.pt")
+        write_history(history, exp_dir / "history.tsv")
+
+    return finish(model, exp_dir, history, config, extra or {})
+
+
+def _should_stop(history: list[dict], patience: int) -> bool:
+    if patience <= 0 or len(history) <= patience:
+        return False
+    best_epoch = min(history, key=lambda h: h["dev_loss"])["epoch"]
+    return history[-1]["epoch"] - best_epoch >= patience
+
+
+def finish(model: CTCModel, exp_dir: Path, history: list[dict], config: TrainConfig, extra: dict) -> dict:
+    """Average the best checkpoints by dev loss into a self-contained ``final.pt``."""
+    available = {e for e, _ in checkpoint.epoch_checkpoints(exp_dir)}
+    ranked = sorted((h for h in history if h["epoch"] in available), key=lambda h: h["dev_loss"])
+    best = [h["epoch"] for h in ranked[: max(config.average_best, 1)]]
+    state = checkpoint.average([exp_dir / f"epoch-{e}.pt" for e in best])
+    final = {"model": state, "model_config": model.config.to_dict(), "averaged_epochs": best,
+             "history": history, **extra}
+    checkpoint.save(final, exp_dir / "final.pt")
+    write_history(history, exp_dir / "history.tsv")
+    log.info("final.pt: average of epochs %s (dev loss %s)", best,
+             ", ".join(f"{h['dev_loss']:.3f}" for h in ranked[: len(best)]))
+    return final
+
+
+def write_history(history: list[dict], path: Path) -> None:
+    columns = ["epoch", "loss", "dev_loss", "dev_ter", "lr", "seconds", "skipped_batches"]
+    with atomic_open(path) as f:
+        f.write("\t".join(columns) + "\n")
+        for h in history:
+            f.write("\t".join(f"{h[c]:.6g}" if isinstance(h[c], float) else str(h[c]) for c in columns) + "\n")
