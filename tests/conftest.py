@@ -1,1 +1,64 @@
-import sys, pathlib; sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "workflow"))
+"""Shared fixtures: paths, and a small real-audio feature set built by the recipe's own scripts."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "workflow"))
+
+
+def run_script(*args, check=True, **kwargs) -> subprocess.CompletedProcess:
+    """Run a stage script (or local/ script) the way a user would, with this interpreter."""
+    return subprocess.run([sys.executable, *map(str, args)], cwd=kwargs.pop("cwd", ROOT), capture_output=True,
+                          text=True, check=check, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def fsdd_recordings() -> pathlib.Path:
+    path = SHARED_DATA / "fsdd" / "recordings"
+    if not path.is_dir():
+        pytest.skip(f"FSDD not found at {path} (the shared data folder beside the project)")
+    return path
+
+
+def write_fsdd_data_dir(out: pathlib.Path, recordings: pathlib.Path, speakers, takes) -> pathlib.Path:
+    from speechrecipe.audio import duration
+    from speechrecipe.datadir import DataDir
+    from speechrecipe.text import DIGIT_WORDS
+
+    data = DataDir()
+    for spk in speakers:
+        for digit in range(10):
+            for take in takes:
+                wav = recordings / f"{digit}_{spk}_{take}.wav"
+                utt = f"{spk}-{digit}_{take:02d}"
+                data.wav_scp[utt] = str(wav)
+                data.text[utt] = DIGIT_WORDS[digit]
+                data.utt2spk[utt] = spk
+                data.utt2dur[utt] = duration(str(wav))
+    data.save(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fsdd_features(tmp_path_factory, fsdd_recordings):
+    """Real FSDD digits as data dirs, fbank feature dirs (via the stage scripts) and a tokenizer.
+
+    train: george + jackson, takes 5-9 (100 utts); dev: nicolas, takes 5-6 (20 utts).
+    """
+    base = tmp_path_factory.mktemp("fsdd")
+    config = '{"type": "fbank", "num_mel_bins": 40, "sample_rate": 8000}'
+    sets = {"train": (["george", "jackson"], range(5, 10)), "dev": (["nicolas"], range(5, 7))}
+    for name, (speakers, takes) in sets.items():
+        write_fsdd_data_dir(base / "data" / name, fsdd_recordings, speakers, takes)
+        for job in (1, 2):
+            run_script(ROOT / "workflow/scripts/make_features.py", base / "data" / name, base / "fbank" / name,
+                       "--job", job, "--nj", 2, "--config", config)
+        run_script(ROOT / "workflow/scripts/gather_features.py", base / "data" / name, base / "fbank" / name, "--nj", 2)
+    run_script(ROOT / "workflow/scripts/train_tokenizer.py", base / "data/train/text", base / "tokens/sp.model",
+               "--type", "unigram", "--vocab-size", 20)
+    return base

@@ -30,7 +30,7 @@ rule train_am:
     benchmark:
         f"{EXP}/am/log/train.benchmark.tsv"
     shell:
-        "{PYTHON} workflow/scripts/train_am.py {FEATS}/{TRAIN_FEATS} {FEATS}/{config[dev_set]}"
+        "{PYTHON} {ROOT}/workflow/scripts/train_am.py {FEATS}/{TRAIN_FEATS} {FEATS}/{config[dev_set]}"
         " {input.tokens} {EXP}/am --model {params.model:q} --train {params.train:q}"
         " --features {params.features:q} --cmvn {params.cmvn} --max-frames {params.max_frames}"
         " --threads {threads} --use-gpu {params.use_gpu} > {log} 2>&1"

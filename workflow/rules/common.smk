@@ -1,10 +1,13 @@
 # Paths and helpers shared by every stage. Nothing here imports torch, so that
 # `snakemake -n` answers in a second.
 import json
+import os
 import shlex
 import sys
 
 PYTHON = shlex.quote(sys.executable)  # the interpreter that runs snakemake (the recipe's venv)
+# The recipe's own files, relative to the working directory (--directory may put data/ and exp/ elsewhere).
+ROOT = shlex.quote(os.path.relpath(workflow.basedir))
 CORPUS = config["corpus"]
 DATA = f"data/{CORPUS}"  # Kaldi data directories, one per set
 FEATS = f"{DATA}/{config['features']['type']}"  # feature directories, one per set
@@ -26,7 +29,7 @@ def as_json(value):
 def prepare_options():
     """config['prepare'] as command-line options for local/<corpus>.py, each shell-quoted."""
     options = []
-    if config.get("corpus_dir"):
+    if config.get("corpus_dir") and CORPUS != "kaldi":
         options += ["--corpus-dir", config["corpus_dir"]]
     if CORPUS == "kaldi":
         for name, path in config["kaldi_dirs"].items():

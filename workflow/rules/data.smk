@@ -14,7 +14,7 @@ rule prepare_data:
     benchmark:
         f"exp/prepare/{CORPUS}/log/prepare.benchmark.tsv"
     shell:
-        "{PYTHON} local/{CORPUS}.py --out-dir {DATA} {params.options} > {log} 2>&1"
+        "{PYTHON} {ROOT}/local/{CORPUS}.py --out-dir {DATA} {params.options} > {log} 2>&1"
 
 
 rule import_test_set:
@@ -28,7 +28,7 @@ rule import_test_set:
     log:
         f"exp/prepare/{CORPUS}/log/import_{{test_set}}.log",
     shell:
-        "{PYTHON} local/kaldi.py --out-dir {DATA} --set {params.source:q} > {log} 2>&1"
+        "{PYTHON} {ROOT}/local/kaldi.py --out-dir {DATA} --set {params.source:q} > {log} 2>&1"
 
 
 rule validate_data:
@@ -40,4 +40,4 @@ rule validate_data:
     log:
         f"exp/prepare/{CORPUS}/log/validate_{{set}}.log",
     shell:
-        "{PYTHON} workflow/scripts/validate_data_dir.py {DATA}/{wildcards.set} --summary {output} > {log} 2>&1"
+        "{PYTHON} {ROOT}/workflow/scripts/validate_data_dir.py {DATA}/{wildcards.set} --summary {output} > {log} 2>&1"

@@ -15,7 +15,7 @@ rule decode:
     benchmark:
         f"{EXP}/decode_{{set}}/log/decode.benchmark.tsv"
     shell:
-        "{PYTHON} workflow/scripts/decode.py {input.model} {FEATS}/{wildcards.set} {output}"
+        "{PYTHON} {ROOT}/workflow/scripts/decode.py {input.model} {FEATS}/{wildcards.set} {output}"
         " --config {params.decode:q} --threads {threads} > {log} 2>&1"
 
 
@@ -30,7 +30,7 @@ rule score:
     log:
         f"{EXP}/decode_{{set}}/log/score.log",
     shell:
-        "{PYTHON} workflow/scripts/score.py {input.ref} {input.hyp} {EXP}/decode_{wildcards.set} > {log} 2>&1"
+        "{PYTHON} {ROOT}/workflow/scripts/score.py {input.ref} {input.hyp} {EXP}/decode_{wildcards.set} > {log} 2>&1"
 
 
 rule experiment_config:
@@ -60,4 +60,4 @@ rule results:
     log:
         f"{EXP}/log/results.log",
     shell:
-        "{PYTHON} workflow/scripts/make_results.py {EXP} --sets {EVAL_SETS} --config {input.config} > {log} 2>&1"
+        "{PYTHON} {ROOT}/workflow/scripts/make_results.py {EXP} --sets {EVAL_SETS} --config {input.config} > {log} 2>&1"

@@ -31,7 +31,7 @@ rule make_features:
         f"exp/make_{config['features']['type']}/{CORPUS}/{{set}}/log/make_features.{{job}}.benchmark.tsv"
     threads: 1
     shell:
-        "{PYTHON} workflow/scripts/make_features.py {params.data_dir} {FEATS}/{wildcards.set}"
+        "{PYTHON} {ROOT}/workflow/scripts/make_features.py {params.data_dir} {FEATS}/{wildcards.set}"
         " --job {wildcards.job} --nj {NJ} --config {params.features:q} --speed-perturb {params.factors}"
         " > {log} 2>&1"
 
@@ -52,5 +52,5 @@ rule gather_features:
     log:
         f"exp/make_{config['features']['type']}/{CORPUS}/{{set}}/log/gather.log",
     shell:
-        "{PYTHON} workflow/scripts/gather_features.py {params.data_dir} {FEATS}/{wildcards.set}"
+        "{PYTHON} {ROOT}/workflow/scripts/gather_features.py {params.data_dir} {FEATS}/{wildcards.set}"
         " --nj {NJ} --speed-perturb {params.factors} > {log} 2>&1"

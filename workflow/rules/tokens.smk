@@ -15,5 +15,5 @@ rule train_tokenizer:
     log:
         f"{EXP}/tokens/log/train_tokenizer.log",
     shell:
-        "{PYTHON} workflow/scripts/train_tokenizer.py {input.text} {output.model}"
+        "{PYTHON} {ROOT}/workflow/scripts/train_tokenizer.py {input.text} {output.model}"
         " --type {params.type} --vocab-size {params.vocab_size} --seed {params.seed} > {log} 2>&1"

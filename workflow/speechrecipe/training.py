@@ -175,7 +175,7 @@ def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: 
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
-            total_loss += float(loss) * len(utts)
+            total_loss += float(loss.detach()) * len(utts)
             count += len(utts)
             bar.set_postfix(loss=f"{total_loss / max(count, 1):.3f}", lr=f"{lr:.2e}")
         if bad:

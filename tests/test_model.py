@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from speechrecipe.model import CTCModel, ModelConfig
+
+
+@pytest.mark.parametrize("subsampling,factor", [("stack", 3), ("conv2d", 4), ("conv2d", 2), ("none", 1)])
+def test_output_shape_and_lengths(subsampling, factor):
+    config = ModelConfig(input_dim=40, vocab_size=12, hidden=16, layers=2, subsampling=subsampling,
+                         subsampling_factor=factor)
+    model = CTCModel(config).eval()
+    feats = torch.randn(3, 101, 40)
+    lengths = torch.tensor([101, 60, 30])
+    log_probs, out_lengths = model(feats, lengths)
+    assert log_probs.shape[0] == 3 and log_probs.shape[2] == 12
+    assert log_probs.shape[1] == int(out_lengths.max())
+    # Each output length is about input/factor.
+    for n_in, n_out in zip(lengths.tolist(), out_lengths.tolist()):
+        assert abs(n_out - n_in / factor) <= 2
+    # Rows are log-probabilities.
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(log_probs.shape[:2]))
+
+
+def test_padding_does_not_change_an_utterances_output():
+    torch.manual_seed(0)
+    model = CTCModel(ModelConfig(input_dim=8, vocab_size=5, hidden=8, layers=2)).eval()
+    x = torch.randn(1, 40, 8)
+    alone, n = model(x, torch.tensor([40]))
+    padded, _ = model(torch.cat([x, torch.zeros(1, 20, 8)], dim=1), torch.tensor([40]))
+    torch.testing.assert_close(alone[0, : int(n)], padded[0, : int(n)])
+
+
+def test_lower_layers_are_separate_modules():
+    model = CTCModel(ModelConfig(input_dim=8, vocab_size=5, hidden=8, layers=3))
+    assert len(model.encoder.layers) == 3
+    assert all(isinstance(layer, torch.nn.LSTM) for layer in model.encoder.layers)

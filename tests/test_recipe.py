@@ -1,0 +1,104 @@
+"""The whole DAG through Snakemake's command line, on a tiny synthetic corpus, in a scratch directory."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+TINY = {
+    "tag": "tiny",
+    "prepare": {"utts_per_speaker": 8, "num_train_speakers": 2, "num_dev_speakers": 1, "num_test_speakers": 1,
+                "max_digits": 3},
+    "features": {"nj": 2},
+    "tokens": {"vocab_size": 20},
+    "am": {"model": {"hidden": 16, "layers": 1}, "train": {"max_epochs": 2, "batch_frames": 2000, "warmup_steps": 5},
+           "threads": 1},
+    "decode": {"beam_size": 2},
+}
+
+
+def snakemake(workdir: Path, *configs: dict, args=(), check=True) -> subprocess.CompletedProcess:
+    files = []
+    for i, config in enumerate(configs):
+        files.append(workdir / f"override{i}.yaml")
+        files[-1].write_text(yaml.safe_dump(config))
+    cmd = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+           "--configfile", *map(str, files), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def planned_rules(result: subprocess.CompletedProcess) -> set[str]:
+    return set(re.findall(r"^(?:local)?rule (\w+):", result.stdout + result.stderr, flags=re.M)) - {"all"}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("recipe")
+    snakemake(workdir, TINY)
+    return workdir
+
+
+def test_every_artifact_is_there(finished_run):
+    w = finished_run
+    for name in ("train", "dev", "test"):
+        for f in ("wav.scp", "text", "utt2spk", "spk2utt", "utt2dur", "validation.txt"):
+            assert (w / "data/synth_digits" / name / f).stat().st_size > 0, f"{name}/{f}"
+        for f in ("feats.scp", "utt2num_frames", "cmvn.scp", "text", "utt2spk", "data/feats.1.ark", "data/feats.2.ark"):
+            assert (w / "data/synth_digits/fbank" / name / f).stat().st_size > 0, f"fbank/{name}/{f}"
+        assert (w / f"exp/make_fbank/synth_digits/{name}/log/make_features.1.log").exists()
+    exp = w / "exp/tiny"
+    for f in ("tokens/sp.model", "tokens/tokens.txt", "am/final.pt", "am/epoch-1.pt", "am/epoch-2.pt",
+              "am/history.tsv", "am/log/train.log", "am/log/train.benchmark.tsv", "config.yaml", "results.tsv",
+              "RESULTS.md"):
+        assert (exp / f).exists(), f
+    assert len((exp / "am/history.tsv").read_text().splitlines()) == 3
+    assert not list(w.rglob(".*.tmp*")), "temporary files left behind"
+
+
+def test_wer_files_and_results_table(finished_run):
+    exp = finished_run / "exp/tiny"
+    for name in ("dev", "test"):
+        wer = (exp / f"decode_{name}/wer").read_text()
+        assert re.match(r"%WER \d+\.\d\d \[ \d+ / \d+, \d+ ins, \d+ del, \d+ sub \]", wer), wer
+        assert (exp / f"decode_{name}/cer").read_text().startswith("%CER ")
+        hyp_utts = [line.split()[0] for line in (exp / f"decode_{name}/hyp.txt").read_text().splitlines()]
+        ref_utts = [line.split()[0] for line in (finished_run / f"data/synth_digits/{name}/text").read_text().splitlines()]
+        assert hyp_utts == ref_utts  # decoding never drops an utterance
+        assert "#csid" in (exp / f"decode_{name}/per_utt").read_text()
+    rows = (exp / "results.tsv").read_text().splitlines()
+    assert rows[0].split("\t") == ["set", "wer", "cer", "words", "ins", "del", "sub"]
+    assert [r.split("\t")[0] for r in rows[1:]] == ["dev", "test"]
+    assert "snakemake --cores 2 --configfile exp/tiny/config.yaml" in (exp / "RESULTS.md").read_text()
+
+
+def test_nothing_changed_means_nothing_to_do(finished_run):
+    result = snakemake(finished_run, TINY, args=["-n"])
+    assert planned_rules(result) == set(), result.stdout[-2000:]
+
+
+def test_changing_the_beam_reruns_only_decoding_and_scoring(finished_run):
+    result = snakemake(finished_run, TINY, {"decode": {"beam_size": 3}}, args=["-n"])
+    assert planned_rules(result) == {"decode", "score", "results", "experiment_config"}
+
+
+def test_changing_the_model_retrains_but_keeps_the_features(finished_run):
+    result = snakemake(finished_run, TINY, {"am": {"model": {"hidden": 24}}}, args=["-n"])
+    planned = planned_rules(result)
+    assert "train_am" in planned and "decode" in planned
+    assert not planned & {"prepare_data", "validate_data", "make_features", "gather_features", "train_tokenizer"}
+
+
+def test_bad_config_is_rejected_with_the_key_named(tmp_path):
+    result = snakemake(tmp_path, {"am": {"modle": {"hidden": 3}}}, args=["-n"], check=False)
+    assert result.returncode != 0 and "modle" in result.stdout + result.stderr
+    result = snakemake(tmp_path, {"decode": {"beam_size": 0}}, args=["-n"], check=False)
+    assert result.returncode != 0 and "beam_size" in result.stdout + result.stderr
