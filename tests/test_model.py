@@ -21,9 +21,10 @@ def test_output_shape_and_lengths(subsampling, factor):
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(log_probs.shape[:2]))
 
 
-def test_padding_does_not_change_an_utterances_output():
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_padding_does_not_change_an_utterances_output(bidirectional):
     torch.manual_seed(0)
-    model = CTCModel(ModelConfig(input_dim=8, vocab_size=5, hidden=8, layers=2)).eval()
+    model = CTCModel(ModelConfig(input_dim=8, vocab_size=5, hidden=8, layers=2, bidirectional=bidirectional)).eval()
     x = torch.randn(1, 40, 8)
     alone, n = model(x, torch.tensor([40]))
     padded, _ = model(torch.cat([x, torch.zeros(1, 20, 8)], dim=1), torch.tensor([40]))
@@ -33,4 +34,12 @@ def test_padding_does_not_change_an_utterances_output():
 def test_lower_layers_are_separate_modules():
     model = CTCModel(ModelConfig(input_dim=8, vocab_size=5, hidden=8, layers=3))
     assert len(model.encoder.layers) == 3
-    assert all(isinstance(layer, torch.nn.LSTM) for layer in model.encoder.layers)
+    assert all(isinstance(layer.forward_lstm, torch.nn.LSTM) for layer in model.encoder.layers)
+
+
+def test_reverse_within_lengths_keeps_padding_in_place():
+    from speechrecipe.model import reverse_within_lengths
+
+    x = torch.tensor([[1, 2, 3, 0], [1, 2, 3, 4]]).unsqueeze(-1)
+    out = reverse_within_lengths(x, torch.tensor([3, 4])).squeeze(-1)
+    assert out.tolist() == [[3, 2, 1, 0], [4, 3, 2, 1]]

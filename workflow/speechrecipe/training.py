@@ -9,9 +9,10 @@ Guarantees a user can rely on:
   gives the same weights as an uninterrupted one;
 - ``history.tsv`` gains one row per epoch (loss, dev loss, dev token error
   rate, learning rate, seconds);
-- training stops early when the dev loss has not improved for ``patience``
-  epochs, and ``final.pt`` is the average of the best ``average_best``
-  checkpoints by dev loss.
+- training stops early when the dev loss (or, with ``select_by: ter``, the
+  dev token error rate) has not improved for ``patience`` epochs, and
+  ``final.pt`` is the average of the best ``average_best`` checkpoints by the
+  same criterion.
 """
 
 from __future__ import annotations
@@ -49,10 +50,15 @@ class TrainConfig:
     seed: int = 1
     specaug: dict = field(default_factory=lambda: {"freq_masks": 2, "freq_width": 15, "time_masks": 2, "time_width": 0.05})
     max_bad_batches: int = 10  # non-finite losses tolerated per epoch before training stops
+    # What "best epoch" means for early stopping and checkpoint averaging: the dev CTC loss, or the
+    # dev greedy token error rate (ties broken by dev loss). On unseen speakers the dev loss of a CTC
+    # model often rises (over-confident wrong frames) while its error rate still falls, so 'loss'
+    # can stop, and average, at the all-blank stage.
+    select_by: str = "loss"
 
     # Keys that only say how long to train or how to finish: changing them
     # continues from the existing checkpoints instead of starting over (ESPnet #5601).
-    NOT_HASHED = ("max_epochs", "patience", "average_best", "max_bad_batches")
+    NOT_HASHED = ("max_epochs", "patience", "average_best", "max_bad_batches", "select_by")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -135,8 +141,8 @@ def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: 
              len(train_set), frames, len(train_batches), 100 * (padded - frames) / padded, len(dev_set))
 
     for epoch in range(start_epoch, config.max_epochs + 1):
-        if _should_stop(history, config.patience):
-            log.info("early stopping: dev loss has not improved for %d epochs", config.patience)
+        if _should_stop(history, config.patience, config.select_by):
+            log.info("early stopping: dev %s has not improved for %d epochs", config.select_by, config.patience)
             break
         torch.manual_seed(config.seed * 100003 + epoch)  # dropout: a function of (seed, epoch)
         generator = torch.Generator().manual_seed(config.seed * 100019 + epoch)  # SpecAugment
@@ -192,25 +198,35 @@ def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: 
     return finish(model, exp_dir, history, config, extra or {})
 
 
-def _should_stop(history: list[dict], patience: int) -> bool:
+def _rank_key(select_by: str):
+    """Sort key of a history row, smaller is better: dev loss, or dev TER then dev loss."""
+    if select_by == "loss":
+        return lambda h: h["dev_loss"]
+    if select_by == "ter":
+        return lambda h: (h["dev_ter"], h["dev_loss"])
+    raise ValueError(f"unknown select_by '{select_by}' (use loss or ter)")
+
+
+def _should_stop(history: list[dict], patience: int, select_by: str = "loss") -> bool:
     if patience <= 0 or len(history) <= patience:
         return False
-    best_epoch = min(history, key=lambda h: h["dev_loss"])["epoch"]
+    best_epoch = min(history, key=_rank_key(select_by))["epoch"]
     return history[-1]["epoch"] - best_epoch >= patience
 
 
 def finish(model: CTCModel, exp_dir: Path, history: list[dict], config: TrainConfig, extra: dict) -> dict:
-    """Average the best checkpoints by dev loss into a self-contained ``final.pt``."""
+    """Average the best checkpoints (by dev loss or dev TER, see ``select_by``) into a self-contained ``final.pt``."""
     available = {e for e, _ in checkpoint.epoch_checkpoints(exp_dir)}
-    ranked = sorted((h for h in history if h["epoch"] in available), key=lambda h: h["dev_loss"])
+    ranked = sorted((h for h in history if h["epoch"] in available), key=_rank_key(config.select_by))
     best = [h["epoch"] for h in ranked[: max(config.average_best, 1)]]
     state = checkpoint.average([exp_dir / f"epoch-{e}.pt" for e in best])
     final = {"model": state, "model_config": model.config.to_dict(), "averaged_epochs": best,
              "history": history, **extra}
     checkpoint.save(final, exp_dir / "final.pt")
     write_history(history, exp_dir / "history.tsv")
-    log.info("final.pt: average of epochs %s (dev loss %s)", best,
-             ", ".join(f"{h['dev_loss']:.3f}" for h in ranked[: len(best)]))
+    log.info("final.pt: average of epochs %s (dev loss %s; dev TER %s)", best,
+             ", ".join(f"{h['dev_loss']:.3f}" for h in ranked[: len(best)]),
+             ", ".join(f"{100 * h['dev_ter']:.2f}%" for h in ranked[: len(best)]))
     return final
 
 
