@@ -40,9 +40,27 @@ def planned_rules(result: subprocess.CompletedProcess) -> set[str]:
     return set(re.findall(r"^(?:local)?rule (\w+):", result.stdout + result.stderr, flags=re.M)) - {"all"}
 
 
+def write_extra_test_set(folder: Path) -> Path:
+    """A Kaldi data dir of our own (3 synthesized utterances), added through config test_sets."""
+    from speechrecipe.audio import write_wav
+    from speechrecipe.datadir import DataDir
+    from speechrecipe.synth import sample_rate, synthesize
+
+    data = DataDir()
+    for i, text in enumerate(["ONE TWO", "NINE", "THREE FOUR FIVE"]):
+        utt = f"extra-{i}"
+        samples = synthesize(text.lower(), voice="en-us", rate=160, pitch=50)
+        write_wav(folder / f"{utt}.wav", samples, sample_rate())
+        data.wav_scp[utt], data.text[utt], data.utt2spk[utt] = str(folder / f"{utt}.wav"), text, "extra"
+        data.utt2dur[utt] = len(samples) / sample_rate()
+    data.save(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("recipe")
+    TINY["test_sets"] = {"extra": str(write_extra_test_set(workdir / "my_kaldi_dir"))}
     snakemake(workdir, TINY)
     return workdir
 
@@ -76,7 +94,10 @@ def test_wer_files_and_results_table(finished_run):
         assert "#csid" in (exp / f"decode_{name}/per_utt").read_text()
     rows = (exp / "results.tsv").read_text().splitlines()
     assert rows[0].split("\t") == ["set", "wer", "cer", "words", "ins", "del", "sub"]
-    assert [r.split("\t")[0] for r in rows[1:]] == ["dev", "test"]
+    assert [r.split("\t")[0] for r in rows[1:]] == ["dev", "test", "extra"]
+    # The extra test set was validated, copied in, decoded and scored like the others.
+    assert (finished_run / "data/synth_digits/extra/validation.txt").exists()
+    assert (exp / "decode_extra/wer").read_text().startswith("%WER")
     assert "snakemake --cores 2 --configfile exp/tiny/config.yaml" in (exp / "RESULTS.md").read_text()
 
 
