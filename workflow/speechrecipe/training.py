@@ -183,7 +183,7 @@ def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: 
             scaler.update()
             total_loss += float(loss.detach()) * len(utts)
             count += len(utts)
-            bar.set_postfix(loss=f"{total_loss / max(count, 1):.3f}", lr=f"{lr:.2e}")
+            bar.set_postfix(loss=f"{total_loss / max(count, 1):.3f}", lr=f"{lr:.2e}", refresh=False)
         if bad:
             log.warning("epoch %d: skipped %d batch(es) with a non-finite loss: %s", epoch, len(bad), bad[:3])
         dev_loss, dev_ter = evaluate(model, dev_set, dev_batches, device)
