@@ -27,3 +27,12 @@ rule all:
     input:
         f"{EXP}/results.tsv",
         f"{EXP}/RESULTS.md",
+
+
+onsuccess:
+    print(f"\nDone. Results: {EXP}/results.tsv and {EXP}/RESULTS.md")
+
+
+onerror:
+    print("\nA job failed: its log is printed above (and lies under exp/). Fix the cause and run the same"
+          " command again; finished steps are kept and training resumes from its last epoch.")
