@@ -51,8 +51,8 @@ class FrameStacking(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor):
         b, t, d = x.shape
         pad = (-t) % self.factor
-        if pad:
-            x = nn.functional.pad(x, (0, 0, 0, pad))
+        # Padded unconditionally (a zero pad is a no-op) so that a traced export keeps the step for every length.
+        x = nn.functional.pad(x, (0, 0, 0, pad))
         x = x.reshape(b, (t + pad) // self.factor, d * self.factor)
         return x, torch.div(lengths + self.factor - 1, self.factor, rounding_mode="floor")
 
