@@ -20,6 +20,7 @@ include: "workflow/rules/features.smk"  # 2. fbank/MFCC in nj jobs, CMVN statist
 include: "workflow/rules/tokens.smk"  # 4a. SentencePiece units
 include: "workflow/rules/am.smk"  # 4b. LSTM-CTC acoustic model
 include: "workflow/rules/decode.smk"  # 5. decoding and scoring
+include: "workflow/rules/lm.smk"  # 5b. optional word n-gram LM and its weight (decode.use_lm)
 include: "workflow/rules/export.smk"  # on demand: TorchScript, ONNX and a model bundle
 
 

@@ -1,14 +1,34 @@
 # Stage 5: decode every evaluation set, score it like Kaldi, collect the table.
+# With decode.use_lm, decoding adds the word n-gram LM of workflow/rules/lm.smk at the
+# weight chosen on the dev set; without it, the rule's inputs, params and command are
+# those of a recipe without LM (so turning the LM off never re-runs anything).
+
+# The search settings (method, beam_size): what decoding without LM depends on.
+DECODE_SEARCH = {k: v for k, v in config["decode"].items() if k not in ("use_lm", "lm")}
+USE_LM = config["decode"]["use_lm"]
+if USE_LM and DECODE_SEARCH["method"] != "beam":
+    raise ValueError("decode.use_lm needs decode.method: beam (the LM scores the beam search's hypotheses)")
+# Only with the LM: its word insertion penalty, and the options that hand the LM to decode.py.
+DECODE_LM_PARAMS = {"wip": config["decode"]["lm"]["word_insertion_penalty"]} if USE_LM else {}
+DECODE_LM_OPTIONS = (" --lm {input.lm} --lm-weight-file {input.lm_weight}"
+                     " --word-insertion-penalty {params.wip}") if USE_LM else ""
+
+
+def decode_lm_inputs(wildcards):
+    """With decode.use_lm, the LM and its weight tuned on the dev set (lm.smk); otherwise nothing."""
+    return {"lm": f"{EXP}/lm/lm.arpa", "lm_weight": f"{EXP}/lm/best_weight"} if USE_LM else {}
 
 
 rule decode:
     input:
+        unpack(decode_lm_inputs),
         model=rules.train_am.output.model,
         feats=f"{FEATS}/{{set}}/feats.scp",
     output:
         f"{EXP}/decode_{{set}}/hyp.txt",
     params:
-        decode=as_json(config["decode"]),
+        decode=as_json(DECODE_SEARCH),
+        **DECODE_LM_PARAMS,
     threads: config["am"]["threads"]
     log:
         f"{EXP}/decode_{{set}}/log/decode.log",
@@ -16,7 +36,7 @@ rule decode:
         f"{EXP}/decode_{{set}}/log/decode.benchmark.tsv"
     shell:
         "{PYTHON} {ROOT}/workflow/scripts/decode.py {input.model} {FEATS}/{wildcards.set} {output}"
-        " --config {params.decode:q} --threads {threads} > {log} 2>&1"
+        " --config {params.decode:q} --threads {threads}" + DECODE_LM_OPTIONS + " > {log} 2>&1"
 
 
 rule score:

@@ -3,16 +3,18 @@
 
     python workflow/scripts/decode.py exp/fsdd/am/final.pt data/fsdd/fbank/test exp/fsdd/decode_test/hyp.txt \
         --config '{"method": "beam", "beam_size": 10}'
+    python workflow/scripts/decode.py ... --lm exp/fsdd/lm/lm.arpa --lm-weight-file exp/fsdd/lm/best_weight
 """
 
 import argparse
 import logging
 import time
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from speechrecipe.cli import json_or_file, setup_logging
+from speechrecipe.cli import fail, json_or_file, setup_logging
 from speechrecipe.dataset import FeatureSet, bucket_batches, collate
 from speechrecipe.decoding import BeamSearch, Recognizer
 from speechrecipe.fileio import write_table
@@ -26,13 +28,29 @@ def main() -> None:
     parser.add_argument("--config", type=json_or_file, default={}, help="decode config: method, beam_size")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-frames", type=int, default=20000)
+    parser.add_argument("--lm", help="ARPA word n-gram model added to the beam search (exp/<tag>/lm/lm.arpa)")
+    weight = parser.add_mutually_exclusive_group()
+    weight.add_argument("--lm-weight", type=float, help="LM weight (with --lm)")
+    weight.add_argument("--lm-weight-file", help="a file holding the LM weight (exp/<tag>/lm/best_weight)")
+    parser.add_argument("--word-insertion-penalty", type=float, default=0.0,
+                        help="added to the score of every word (with --lm; negative discourages insertions)")
     args = parser.parse_args()
     setup_logging()
     torch.set_num_threads(args.threads)
+    method = args.config.get("method", "beam")
+    lm_weight = float(Path(args.lm_weight_file).read_text()) if args.lm_weight_file else args.lm_weight
+    if args.lm and (method != "beam" or lm_weight is None):
+        fail("--lm needs the beam search (config method: beam) and --lm-weight or --lm-weight-file")
     recognizer = Recognizer(args.model)
     data = FeatureSet(args.feat_dir, recognizer.cmvn_mode, None, recognizer.global_mean_std)
-    method = args.config.get("method", "beam")
-    search = BeamSearch(recognizer.tokenizer.pieces, args.config.get("beam_size", 10)) if method == "beam" else None
+    search = BeamSearch(recognizer.tokenizer.pieces, args.config.get("beam_size", 10), lm_path=args.lm,
+                        lm_weight=lm_weight or 0.0, word_insertion_penalty=args.word_insertion_penalty) \
+        if method == "beam" else None
+    if args.lm:
+        method = "beam+lm"
+        logging.info("decoding with the language model %s (%d-gram, %d unigrams): weight %g, word insertion "
+                     "penalty %g", args.lm, search.word_lm.model.order, len(search.word_lm.model.vocab), lm_weight,
+                     args.word_insertion_penalty)
     hyps = {}
     started = time.time()
     for batch in tqdm(bucket_batches([len(u.feats) for u in data.utterances], args.batch_frames), desc="decode",
