@@ -43,3 +43,20 @@ def test_reverse_within_lengths_keeps_padding_in_place():
     x = torch.tensor([[1, 2, 3, 0], [1, 2, 3, 4]]).unsqueeze(-1)
     out = reverse_within_lengths(x, torch.tensor([3, 4])).squeeze(-1)
     assert out.tolist() == [[3, 2, 1, 0], [4, 3, 2, 1]]
+
+
+def test_initialize_from_copies_the_encoder_and_maps_output_units_by_token():
+    from speechrecipe.model import initialize_from
+
+    torch.manual_seed(0)
+    pretrained = CTCModel(ModelConfig(input_dim=8, vocab_size=4, hidden=8, layers=2))
+    model = CTCModel(ModelConfig(input_dim=8, vocab_size=5, hidden=8, layers=2))
+    old_pieces = ["<blank>", "<unk>", "\u2581ONE", "\u2581TWO"]
+    new_pieces = ["<blank>", "<unk>", "\u2581TWO", "\u2581NEW", "\u2581ONE"]
+    report = initialize_from(model, pretrained.state_dict(), new_pieces, old_pieces)
+    for name, tensor in pretrained.encoder.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[name], tensor), name
+    w_old, w_new = pretrained.output.weight, model.output.weight
+    assert torch.equal(w_new[2], w_old[3]) and torch.equal(w_new[4], w_old[2]) and torch.equal(w_new[0], w_old[0])
+    assert not torch.equal(w_new[3], w_old[1])  # a unit the pretrained model lacks keeps its own init
+    assert report["mapped"] and not report["skipped"]

@@ -3,9 +3,14 @@
 
 
 def am_init_inputs(wildcards):
-    """What the model starts from besides its config: nothing for 'random'.
-    (The denoising autoencoder's encoder plugs in here.)"""
-    return []
+    """What the model starts from besides its config: nothing for 'random', else the pretrained model
+    (another experiment, trained by its own snakemake run). The denoising autoencoder plugs in here too."""
+    init = config["am"]["init"]
+    if init == "random":
+        return []
+    if init.endswith(".pt") or os.path.exists(os.path.join(init, "manifest.json")):
+        return [init]
+    return [os.path.join(init, "am", "final.pt")]
 
 
 rule train_am:
@@ -14,6 +19,7 @@ rule train_am:
         dev=f"{FEATS}/{config['dev_set']}/feats.scp",
         tokens=rules.train_tokenizer.output.model,
         init=am_init_inputs,
+        extra=[f"{d}/feats.scp" for d in config["am"]["extra_train"]],
     output:
         model=f"{EXP}/am/final.pt",
         history=f"{EXP}/am/history.tsv",
@@ -24,6 +30,8 @@ rule train_am:
         cmvn=config["am"]["cmvn"],
         max_frames=config["am"]["max_frames"] or 0,
         use_gpu=str(config["am"]["use_gpu"]).lower(),
+        init=config["am"]["init"],
+        extra=" ".join(shlex.quote(d) for d in config["am"]["extra_train"]),
     threads: config["am"]["threads"]
     log:
         f"{EXP}/am/log/train.log",
@@ -32,5 +40,5 @@ rule train_am:
     shell:
         "{PYTHON} {ROOT}/workflow/scripts/train_am.py {FEATS}/{TRAIN_FEATS} {FEATS}/{config[dev_set]}"
         " {input.tokens} {EXP}/am --model {params.model:q} --train {params.train:q}"
-        " --features {params.features:q} --cmvn {params.cmvn} --max-frames {params.max_frames}"
+        " --features {params.features:q} --cmvn {params.cmvn} --init {params.init:q} --extra-train {params.extra} --max-frames {params.max_frames}"
         " --threads {threads} --use-gpu {params.use_gpu} > {log} 2>&1"

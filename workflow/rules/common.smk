@@ -9,7 +9,8 @@ PYTHON = shlex.quote(sys.executable)  # the interpreter that runs snakemake (the
 # The recipe's own files, relative to the working directory (--directory may put data/ and exp/ elsewhere).
 ROOT = shlex.quote(os.path.relpath(workflow.basedir))
 CORPUS = config["corpus"]
-DATA = f"data/{CORPUS}"  # Kaldi data directories, one per set
+DATA = config["data_dir"] or f"data/{CORPUS}"  # Kaldi data directories, one per set
+DATA_NAME = os.path.basename(os.path.normpath(DATA))  # names the data's log folders under exp/
 FEATS = f"{DATA}/{config['features']['type']}"  # feature directories, one per set
 EXP = f"exp/{config['tag']}"
 

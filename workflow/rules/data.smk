@@ -10,9 +10,9 @@ rule prepare_data:
     params:
         options=prepare_options(),
     log:
-        f"exp/prepare/{CORPUS}/log/prepare.log",
+        f"exp/prepare/{DATA_NAME}/log/prepare.log",
     benchmark:
-        f"exp/prepare/{CORPUS}/log/prepare.benchmark.tsv"
+        f"exp/prepare/{DATA_NAME}/log/prepare.benchmark.tsv"
     shell:
         "{PYTHON} {ROOT}/local/{CORPUS}.py --out-dir {DATA} {params.options} > {log} 2>&1"
 
@@ -26,7 +26,7 @@ rule import_test_set:
     params:
         source=lambda w: f"{w.test_set}={config['test_sets'][w.test_set]}",
     log:
-        f"exp/prepare/{CORPUS}/log/import_{{test_set}}.log",
+        f"exp/prepare/{DATA_NAME}/log/import_{{test_set}}.log",
     shell:
         "{PYTHON} {ROOT}/local/kaldi.py --out-dir {DATA} --set {params.source:q} > {log} 2>&1"
 
@@ -38,6 +38,6 @@ rule validate_data:
     output:
         f"{DATA}/{{set}}/validation.txt",
     log:
-        f"exp/prepare/{CORPUS}/log/validate_{{set}}.log",
+        f"exp/prepare/{DATA_NAME}/log/validate_{{set}}.log",
     shell:
         "{PYTHON} {ROOT}/workflow/scripts/validate_data_dir.py {DATA}/{wildcards.set} --summary {output} > {log} 2>&1"

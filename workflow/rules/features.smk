@@ -26,9 +26,9 @@ rule make_features:
         factors=speed_factors,
         data_dir=lambda w: f"{DATA}/{source_set(w)}",
     log:
-        f"exp/make_{config['features']['type']}/{CORPUS}/{{set}}/log/make_features.{{job}}.log",
+        f"exp/make_{config['features']['type']}/{DATA_NAME}/{{set}}/log/make_features.{{job}}.log",
     benchmark:
-        f"exp/make_{config['features']['type']}/{CORPUS}/{{set}}/log/make_features.{{job}}.benchmark.tsv"
+        f"exp/make_{config['features']['type']}/{DATA_NAME}/{{set}}/log/make_features.{{job}}.benchmark.tsv"
     threads: 1
     shell:
         "{PYTHON} {ROOT}/workflow/scripts/make_features.py {params.data_dir} {FEATS}/{wildcards.set}"
@@ -50,7 +50,7 @@ rule gather_features:
         factors=speed_factors,
         data_dir=lambda w: f"{DATA}/{source_set(w)}",
     log:
-        f"exp/make_{config['features']['type']}/{CORPUS}/{{set}}/log/gather.log",
+        f"exp/make_{config['features']['type']}/{DATA_NAME}/{{set}}/log/gather.log",
     shell:
         "{PYTHON} {ROOT}/workflow/scripts/gather_features.py {params.data_dir} {FEATS}/{wildcards.set}"
         " --nj {NJ} --speed-perturb {params.factors} > {log} 2>&1"

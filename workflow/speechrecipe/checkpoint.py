@@ -93,3 +93,19 @@ def average(paths: list[Path], key: str = "model") -> dict[str, torch.Tensor]:
             else:
                 total[name] = tensor
     return {name: (t / len(paths)).float() if t.is_floating_point() else t for name, t in total.items()}
+
+
+def load_final(path: str | Path) -> dict:
+    """A trained model as a ``final.pt``-shaped dict, from an experiment directory (``exp/<tag>``),
+    its ``am`` directory, a ``final.pt`` file or an exported bundle directory."""
+    from .export import is_bundle, read_bundle
+
+    path = Path(path)
+    if path.is_dir() and is_bundle(path):
+        return read_bundle(path)
+    candidates = [path / "am" / "final.pt", path / "final.pt"] if path.is_dir() else [path]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        raise FileNotFoundError(f"'{path}' is not an experiment directory (no am/final.pt), a final.pt or a "
+                                "model bundle (no manifest.json)")
+    return load(found)

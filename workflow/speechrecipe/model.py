@@ -169,3 +169,34 @@ class CTCModel(nn.Module):
     @property
     def subsampling_factor(self) -> int:
         return 1 if self.config.subsampling == "none" else self.config.subsampling_factor
+
+
+def initialize_from(model: CTCModel, state: dict[str, torch.Tensor], pieces: list[str],
+                    pretrained_pieces: list[str]) -> dict[str, list[str]]:
+    """Start ``model`` from a pretrained model's weights (fine-tuning).
+
+    Every tensor whose name and shape match is copied. The output layer is
+    mapped unit by unit through the token strings, so a model trained with
+    another tokenizer still passes on what it knows of the units both share;
+    units the pretrained model lacks keep their random initialization.
+    Returns what was copied, mapped and skipped, for the log.
+    """
+    own = model.state_dict()
+    report = {"copied": [], "mapped": [], "skipped": []}
+    index = {piece: i for i, piece in enumerate(pretrained_pieces)}
+    shared = [(i, index[p]) for i, p in enumerate(pieces) if p in index]
+    for name, tensor in state.items():
+        if name not in own:
+            report["skipped"].append(name)
+        elif name.startswith("output.") and tensor.shape[1:] == own[name].shape[1:]:
+            if shared:
+                rows, pretrained_rows = zip(*shared)
+                own[name][list(rows)] = tensor[list(pretrained_rows)].to(own[name].dtype)
+            report["mapped"].append(f"{name} ({len(shared)}/{len(pieces)} units)")
+        elif tensor.shape == own[name].shape:
+            own[name] = tensor.to(own[name].dtype)
+            report["copied"].append(name)
+        else:
+            report["skipped"].append(f"{name} (shape {tuple(tensor.shape)} vs {tuple(own[name].shape)})")
+    model.load_state_dict(own)
+    return report

@@ -136,19 +136,9 @@ def load_recognizer(path, device: str = "cpu", with_checkpoint: bool = False):
 
     With ``with_checkpoint`` also returns the ``final.pt``-shaped dict it was built from.
     """
-    from . import checkpoint
-    from .export import is_bundle, read_bundle
+    from .checkpoint import load_final
 
-    path = Path(path)
-    if path.is_dir() and is_bundle(path):
-        final = read_bundle(path)
-    else:
-        candidates = [path / "am" / "final.pt", path / "final.pt"] if path.is_dir() else [path]
-        found = next((p for p in candidates if p.is_file()), None)
-        if found is None:
-            raise FileNotFoundError(f"'{path}' is not an experiment directory (no am/final.pt), a final.pt or a "
-                                    "model bundle (no manifest.json)")
-        final = checkpoint.load(found)
+    final = load_final(path)
     recognizer = Recognizer.from_checkpoint(final, device)
     return (recognizer, final) if with_checkpoint else recognizer
 
