@@ -16,12 +16,22 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"  # 1. data preparation and validation
 include: "workflow/rules/features.smk"  # 2. fbank/MFCC in nj jobs, CMVN statistics
-# (3. denoising-autoencoder pretraining takes its seat here: workflow/rules/dae.smk)
+# (3. denoising-autoencoder pretraining takes its seat here: workflow/rules/dae.smk; its training rule
+#     declares its GPUs like train_am: threads, resources: **training_resources(config["dae"]))
 include: "workflow/rules/tokens.smk"  # 4a. SentencePiece units
 include: "workflow/rules/am.smk"  # 4b. LSTM-CTC acoustic model
 include: "workflow/rules/decode.smk"  # 5. decoding and scoring
 include: "workflow/rules/lm.smk"  # 5b. optional word n-gram LM and its weight (decode.use_lm)
 include: "workflow/rules/export.smk"  # on demand: TorchScript, ONNX and a model bundle
+
+
+# Seconds of work each: on a cluster they run on the submitting host instead of waiting in the queue.
+localrules:
+    all,
+    validate_data,
+    score,
+    experiment_config,
+    results,
 
 
 rule all:

@@ -215,7 +215,9 @@ def test_the_real_time_factor_is_reported_on_stderr(exp, fsdd_recordings):
     assert result.returncode == 0, result.stderr
     match = re.search(r"10 file\(s\), ([\d.]+) s of audio in ([\d.]+) s: real-time factor ([\d.]+)", result.stderr)
     assert match, result.stderr
-    assert 0 < float(match.group(3)) < 1  # a tiny model is much faster than real time
+    audio_seconds, seconds, rtf = map(float, match.groups())
+    # The figure is consistent with the times it reports (speed itself is a benchmark, never a test).
+    assert audio_seconds > 0 and abs(rtf - seconds / audio_seconds) < 0.01 + 0.01 * rtf
     assert "real-time factor" not in result.stdout
 
 

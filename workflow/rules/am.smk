@@ -1,5 +1,7 @@
 # Stage 4b: the LSTM-CTC acoustic model. Re-running after an interruption
 # resumes from the newest exp/<tag>/am/epoch-N.pt of the same training config.
+# With am.num_gpus > 1 or am.num_nodes > 1, train_am.py runs itself under torchrun
+# (DistributedDataParallel); its resources come from training_resources (common.smk).
 
 
 def am_init_inputs(wildcards):
@@ -32,7 +34,12 @@ rule train_am:
         use_gpu=str(config["am"]["use_gpu"]).lower(),
         init=config["am"]["init"],
         extra=" ".join(shlex.quote(d) for d in config["am"]["extra_train"]),
-    threads: config["am"]["threads"]
+        num_gpus=config["am"]["num_gpus"],
+        num_nodes=config["am"]["num_nodes"],
+    # am.threads for each of the node's processes (one per GPU)
+    threads: config["am"]["threads"] * config["am"]["num_gpus"]
+    resources:
+        **training_resources(config["am"]),
     log:
         f"{EXP}/am/log/train.log",
     benchmark:
@@ -41,4 +48,5 @@ rule train_am:
         "{PYTHON} {ROOT}/workflow/scripts/train_am.py {FEATS}/{TRAIN_FEATS} {FEATS}/{config[dev_set]}"
         " {input.tokens} {EXP}/am --model {params.model:q} --train {params.train:q}"
         " --features {params.features:q} --cmvn {params.cmvn} --init {params.init:q} --extra-train {params.extra} --max-frames {params.max_frames}"
-        " --threads {threads} --use-gpu {params.use_gpu} > {log} 2>&1"
+        " --threads {threads} --use-gpu {params.use_gpu} --num-gpus {params.num_gpus} --num-nodes {params.num_nodes}"
+        " > {log} 2>&1"

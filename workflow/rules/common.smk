@@ -3,6 +3,7 @@
 import json
 import os
 import shlex
+import subprocess
 import sys
 
 PYTHON = shlex.quote(sys.executable)  # the interpreter that runs snakemake (the recipe's venv)
@@ -48,3 +49,58 @@ def prepare_options():
     if CORPUS in ("synth_digits", "fsdd") and "seed" not in config["prepare"]:
         options += ["--seed", str(config["seed"])]
     return " ".join(shlex.quote(o) for o in options)
+
+
+# Resources. Every rule declares threads, mem_mb (MB) and runtime (minutes); the training rules
+# also a GPU (training_resources). Locally, Snakemake schedules with them (--cores, and the gpu
+# limit below); under SLURM (profiles/slurm) they become sbatch's --cpus-per-task, --mem, --time
+# and --gpus. Sites adapt them with set-resources in a profile, never here.
+
+
+def visible_gpus() -> int:
+    """GPUs this machine shows to its jobs: nvidia-smi's list narrowed by CUDA_VISIBLE_DEVICES, 0 without
+    a driver. Asked without importing torch (which would cost `snakemake -n` seconds, and touch CUDA)."""
+    selected = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if selected is not None and selected.strip() in ("", "-1", "NoDevFiles"):
+        return 0
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    if listing.returncode != 0:
+        return 0
+    count = sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
+    if selected is not None:
+        count = min(count, len([d for d in selected.split(",") if d.strip()]))
+    return count
+
+
+# A local run (no --jobs/--executor: Snakemake's own scheduler on this machine) gets the global resource
+# gpu = the visible GPUs, unless --resources gpu=N says otherwise: a job's gpu is capped to it and the
+# jobs running at once never need more than it, so two GPU jobs never share one GPU, and on a machine
+# without GPUs the training jobs run (on the CPU) with gpu=0. Under SLURM (--jobs set by the profile)
+# the cluster allocates GPUs per job and the submitting host's GPUs do not matter.
+LOCAL_RUN = workflow.is_main_process and workflow.nodes is None
+if LOCAL_RUN and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", visible_gpus())
+
+
+def training_resources(section: dict) -> dict:
+    """Resources of a training job from its config section (am; the DAE's takes the same keys):
+    mem_mb per process times the processes of a node, runtime, and the GPUs unless use_gpu is false.
+
+    One node: gpu=num_gpus (sbatch --gpus, or the local gpu limit). Several nodes: one SLURM task per
+    node (tasks=num_nodes, nodes=num_nodes, run in the batch step, hence mpi) with gres=gpu:num_gpus
+    on each (per node, which --gpus is not); train_am.py then starts torchrun on every node with srun.
+    """
+    num_gpus, num_nodes = section["num_gpus"], section["num_nodes"]
+    resources = {"mem_mb": section["mem_mb"] * num_gpus, "runtime": section["runtime"]}
+    use_gpu = section["use_gpu"] is not False
+    if num_nodes > 1:
+        resources.update(nodes=num_nodes, tasks=num_nodes, mpi="srun")
+        if use_gpu:
+            # tasks_per_gpu=0 keeps the SLURM plugin from adding --ntasks-per-gpu (it would take tasks).
+            resources.update(gres=f"gpu:{num_gpus}", tasks_per_gpu=0)
+    elif use_gpu:
+        resources["gpu"] = num_gpus
+    return resources

@@ -9,6 +9,10 @@ rule prepare_data:
         expand(f"{DATA}/{{set}}/{{file}}", set=CORPUS_SETS, file=KALDI_FILES),
     params:
         options=prepare_options(),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=120,
     log:
         f"exp/prepare/{DATA_NAME}/log/prepare.log",
     benchmark:
@@ -25,6 +29,10 @@ rule import_test_set:
         test_set="|".join(map(re.escape, config["test_sets"])) or "(?!)",
     params:
         source=lambda w: f"{w.test_set}={config['test_sets'][w.test_set]}",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
     log:
         f"exp/prepare/{DATA_NAME}/log/import_{{test_set}}.log",
     shell:
@@ -37,6 +45,10 @@ rule validate_data:
         expand(f"{DATA}/{{{{set}}}}/{{file}}", file=KALDI_FILES),
     output:
         f"{DATA}/{{set}}/validation.txt",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=15,
     log:
         f"exp/prepare/{DATA_NAME}/log/validate_{{set}}.log",
     shell:

@@ -30,6 +30,9 @@ rule decode:
         decode=as_json(DECODE_SEARCH),
         **DECODE_LM_PARAMS,
     threads: config["am"]["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=120,
     log:
         f"{EXP}/decode_{{set}}/log/decode.log",
     benchmark:
@@ -47,6 +50,10 @@ rule score:
         wer=f"{EXP}/decode_{{set}}/wer",
         cer=f"{EXP}/decode_{{set}}/cer",
         per_utt=f"{EXP}/decode_{{set}}/per_utt",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=15,
     log:
         f"{EXP}/decode_{{set}}/log/score.log",
     shell:
@@ -59,6 +66,10 @@ rule experiment_config:
         f"{EXP}/config.yaml",
     params:
         config=as_json(config),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
     log:
         f"{EXP}/log/experiment_config.log",
     run:
@@ -77,6 +88,10 @@ rule results:
     output:
         tsv=f"{EXP}/results.tsv",
         md=f"{EXP}/RESULTS.md",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     log:
         f"{EXP}/log/results.log",
     shell:

@@ -16,6 +16,9 @@ rule export_model:
     params:
         max_utts=8,
     threads: config["am"]["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=60,
     log:
         f"{EXP}/export/log/export.log",
     benchmark:

@@ -25,6 +25,9 @@ rule make_features:
         features=as_json(FEATURE_CONFIG),
         factors=speed_factors,
         data_dir=lambda w: f"{DATA}/{source_set(w)}",
+    resources:
+        mem_mb=1500,
+        runtime=60,
     log:
         f"exp/make_{config['features']['type']}/{DATA_NAME}/{{set}}/log/make_features.{{job}}.log",
     benchmark:
@@ -49,6 +52,10 @@ rule gather_features:
     params:
         factors=speed_factors,
         data_dir=lambda w: f"{DATA}/{source_set(w)}",
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=30,
     log:
         f"exp/make_{config['features']['type']}/{DATA_NAME}/{{set}}/log/gather.log",
     shell:

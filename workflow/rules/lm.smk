@@ -12,6 +12,10 @@ rule train_lm:
         f"{EXP}/lm/lm.arpa",
     params:
         order=config["decode"]["lm"]["order"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
     log:
         f"{EXP}/lm/log/train_lm.log",
     shell:
@@ -34,6 +38,9 @@ rule lm_weight_sweep:
         weights=" ".join(str(w) for w in config["decode"]["lm"]["weights"]),
         wip=config["decode"]["lm"]["word_insertion_penalty"],
     threads: config["am"]["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=240,
     log:
         f"{EXP}/lm/log/sweep.log",
     benchmark:

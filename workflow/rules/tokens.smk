@@ -12,6 +12,10 @@ rule train_tokenizer:
         type=config["tokens"]["type"],
         vocab_size=config["tokens"]["vocab_size"],
         seed=config["seed"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     log:
         f"{EXP}/tokens/log/train_tokenizer.log",
     shell:

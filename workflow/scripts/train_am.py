@@ -7,10 +7,28 @@
 Writes exp/.../am/epoch-N.pt after every epoch, history.tsv, and final.pt: the
 average of the best epochs with everything decoding needs (tokenizer, CMVN,
 feature config), so final.pt alone is a usable model.
+
+Several processes (DistributedDataParallel, see speechrecipe.training): with --num-gpus G > 1
+or --num-nodes N > 1 this script re-executes itself under torchrun, G processes per node, each
+on its own GPU (NCCL) or, without CUDA, on the CPU (gloo):
+
+    python workflow/scripts/train_am.py ... --num-gpus 2                 # one node: torchrun --standalone
+    python workflow/scripts/train_am.py ... --num-gpus 4 --num-nodes 2   # inside a SLURM job of 2 nodes
+
+On several nodes it must run inside a SLURM allocation: it starts one torchrun per node with
+srun, and the rendezvous (c10d) is taken from the SLURM environment: the first host of the job's
+node list, a port derived from the job id, the job id as the rendezvous id. Only rank 0 logs and
+writes files; re-running resumes like a single process.
 """
 
 import argparse
+import ctypes
 import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import torch
@@ -39,12 +57,30 @@ def main() -> None:
                         help="'random', or a trained model to start from (exp dir, final.pt or bundle): fine-tuning")
     parser.add_argument("--cmvn", default="global", choices=["global", "speaker", "utterance", "none"])
     parser.add_argument("--max-frames", type=int, default=0, help="drop longer training utterances (0: keep all)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads on each node, shared by its --num-gpus processes")
     parser.add_argument("--use-gpu", default="auto", choices=["auto", "true", "false"])
+    parser.add_argument("--num-gpus", type=int, default=1,
+                        help="training processes per node: one per GPU, or gloo processes on the CPU without CUDA")
+    parser.add_argument("--num-nodes", type=int, default=1, help="nodes (several only inside a SLURM job)")
+    parser.add_argument("--log-every", type=int, default=0, metavar="STEPS",
+                        help="log the loss every STEPS steps (0: per epoch only)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
+    if args.num_gpus < 1 or args.num_nodes < 1:
+        parser.error("--num-gpus and --num-nodes must be at least 1")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if rank != 0:
+        logging.basicConfig(level=logging.ERROR, stream=sys.stderr,
+                            format=f"%(asctime)s %(levelname)s [rank {rank}] %(name)s: %(message)s")
     setup_logging()
-    torch.set_num_threads(args.threads)
+    if (args.num_gpus > 1 or args.num_nodes > 1) and "TORCHELASTIC_RUN_ID" not in os.environ:
+        launch(args)  # re-executes this script under torchrun: does not return
+    logging.info("job environment: SLURM_JOB_ID=%s CUDA_VISIBLE_DEVICES=%s host=%s",
+                 os.environ.get("SLURM_JOB_ID", "-"), os.environ.get("CUDA_VISIBLE_DEVICES", "-"), os.uname().nodename)
+    threads = max(1, args.threads // args.num_gpus) if world > 1 else args.threads
+    torch.set_num_threads(threads)
     train_config = TrainConfig.from_dict(args.train)
     tokenizer = Tokenizer(args.tokenizer)
 
@@ -76,10 +112,84 @@ def main() -> None:
               "train": {k: v for k, v in vars(train_config).items() if k not in TrainConfig.NOT_HASHED}}
     extra = {"tokenizer": tokenizer.model_bytes, "cmvn": {"mode": args.cmvn, "global_stats": torch.from_numpy(stats)},
              "feature_config": args.features}
-    device = {"auto": pick_device("auto"), "true": pick_device(True), "false": torch.device("cpu")}[args.use_gpu]
+    # use_gpu false never asks CUDA anything
+    device = torch.device("cpu") if args.use_gpu == "false" else pick_device(args.use_gpu == "true" or "auto")
+    if world > 1:
+        device = init_distributed(device)
     logging.info("device: %s", device)
     train(model, train_set, dev_set, args.exp_dir, train_config, checkpoint.config_hash(hashed), extra, device,
-          progress=not args.no_progress)
+          progress=not args.no_progress and rank == 0, log_every=args.log_every)
+    if world > 1:
+        torch.distributed.destroy_process_group()
+
+
+def torchrun_command(args, script_args: list[str], env: dict | None = None) -> list[str]:
+    """The command that runs this script as ``args.num_gpus`` processes on each of ``args.num_nodes`` nodes.
+
+    One node: ``torchrun --standalone`` (a free local port). Several: ``srun`` starts one torchrun
+    per node of the SLURM job, meeting at a c10d rendezvous on the job's first host.
+    """
+    env = os.environ if env is None else env
+    torchrun = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={args.num_gpus}"]
+    script = [os.path.abspath(__file__), *script_args]
+    if args.num_nodes == 1:
+        return [*torchrun, "--standalone", "--nnodes=1", *script]
+    job = env.get("SLURM_JOB_ID")
+    if not job:
+        fail(f"--num-nodes {args.num_nodes} needs a SLURM job of that many nodes (no SLURM_JOB_ID here): "
+             "run it with --workflow-profile profiles/slurm, or set am.num_nodes: 1")
+    hosts = slurm_hosts(env)
+    if len(hosts) < args.num_nodes:
+        fail(f"--num-nodes {args.num_nodes}, but SLURM job {job} has {len(hosts)} node(s): {' '.join(hosts)}")
+    port = 20000 + int("".join(c for c in job if c.isdigit()) or 0) % 20000
+    srun = ["srun", f"--nodes={args.num_nodes}", f"--ntasks={args.num_nodes}", "--ntasks-per-node=1",
+            f"--cpus-per-task={args.threads}", "--kill-on-bad-exit=1"]
+    if args.use_gpu != "false" and env.get("CUDA_VISIBLE_DEVICES"):
+        srun.append(f"--gres=gpu:{args.num_gpus}")
+    return [*srun, *torchrun, f"--nnodes={args.num_nodes}", "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={hosts[0]}:{port}", f"--rdzv-id=speechrecipe-{job}", *script]
+
+
+def slurm_hosts(env) -> list[str]:
+    """The host names of the SLURM job's nodes, first one first (SLURM_JOB_NODELIST, else asked of squeue)."""
+    nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    if not nodelist:  # snakemake's SLURM job step keeps only SLURM_JOB_ID of the job's variables
+        nodelist = subprocess.run(["squeue", "-h", "-j", env["SLURM_JOB_ID"], "-o", "%N"], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], check=True, capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def launch(args) -> None:
+    """Replace this process by torchrun (so that a signal to the job reaches it, and through it the workers)."""
+    command = torchrun_command(args, sys.argv[1:])
+    os.environ["OMP_NUM_THREADS"] = str(max(1, args.threads // args.num_gpus))
+    logging.info("%d process(es) on each of %d node(s): %s", args.num_gpus, args.num_nodes, shlex.join(command))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(command[0], command)
+
+
+def init_distributed(device: torch.device) -> torch.device:
+    """Join the process group torchrun set up; this rank's device: its own GPU (NCCL) or the CPU (gloo)."""
+    _die_with_parent()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            fail(f"{os.environ.get('LOCAL_WORLD_SIZE')} processes on this node, but only {torch.cuda.device_count()} "
+                 "CUDA device(s) are visible: lower am.num_gpus to the GPUs of a node")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def _die_with_parent() -> None:
+    """A worker ends when its torchrun does, even when torchrun is SIGKILLed (Linux only)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def initialize(model: CTCModel, tokenizer: Tokenizer, init: str, features: dict) -> None:

@@ -132,6 +132,20 @@ def epoch_order(batches: list[list[int]], seed: int, epoch: int) -> list[list[in
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def shard_batch(batch: list[int], rank: int, world_size: int) -> list[int]:
+    """Rank ``rank``'s part of a global batch in data-parallel training: its every ``world_size``-th
+    element from position ``rank``.
+
+    All ranks see the same batches in the same order, so over the ranks each batch, and each epoch,
+    is covered exactly once: nothing is dropped or repeated. A batch from :func:`bucket_batches` is
+    sorted by length, so the parts are of similar length. A rank gets an empty part when the batch
+    has fewer than ``world_size`` elements.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in a world of {world_size}")
+    return batch[rank::world_size]
+
+
 def collate(utterances: list[Utterance]):
     """Pad a list of utterances into (feats, feat_lengths, targets, target_lengths) tensors."""
     lengths = torch.tensor([len(u.feats) for u in utterances])

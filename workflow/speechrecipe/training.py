@@ -13,6 +13,27 @@ Guarantees a user can rely on:
   dev token error rate) has not improved for ``patience`` epochs, and
   ``final.pt`` is the average of the best ``average_best`` checkpoints by the
   same criterion.
+
+Data-parallel training (``torch.distributed`` initialized by the caller, e.g. under
+``torchrun``; see ``workflow/scripts/train_am.py``) wraps the model in
+``DistributedDataParallel`` and keeps the single-process semantics:
+
+- every rank builds the same length-bucketed batches in the same (seed, epoch)
+  order; each step, rank ``r`` of ``W`` takes utterances ``r, r+W, r+2W, ...`` of
+  the *same* global batch (:func:`~speechrecipe.dataset.shard_batch`), so an epoch
+  covers every utterance exactly once, none dropped or repeated. A rank left
+  without an utterance (a batch smaller than ``W``) runs one with weight 0;
+- SpecAugment is drawn for the whole global batch on every rank before it is
+  split, so each utterance gets the masks it gets in a single process;
+- each rank's loss is its utterances' summed CTC loss times ``W / B`` (``B`` the
+  global batch size): DDP averages gradients over the ``W`` ranks, so the
+  gradient is that of the single-process loss (summed CTC / ``B``) of the same
+  batch, up to floating-point summation order; clipping, the learning rate and
+  the step count are therefore the same too;
+- the dev set is split by whole batches and its sums are all-reduced; a batch
+  with a non-finite loss on any rank is skipped on all of them;
+- only rank 0 writes ``epoch-N.pt``, ``history.tsv`` and ``final.pt`` and logs;
+  on resume rank 0 picks the checkpoint and every rank loads that same file.
 """
 
 from __future__ import annotations
@@ -24,10 +45,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from . import checkpoint
-from .dataset import FeatureSet, bucket_batches, collate, epoch_order, spec_augment
+from .dataset import FeatureSet, bucket_batches, collate, epoch_order, shard_batch, spec_augment
 from .decoding import greedy_ids
 from .fileio import atomic_open
 from .model import CTCModel
@@ -87,8 +109,31 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
+def distributed_rank_and_size() -> tuple[int, int]:
+    """(rank, world size) of this process in an initialized ``torch.distributed`` group, else (0, 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def evaluate(model: CTCModel, data: FeatureSet, batches, device) -> tuple[float, float]:
     """Mean CTC loss per utterance and greedy token error rate on a data set."""
+    total_loss, total_errors, total_tokens, count = evaluate_sums(model, data, batches, device)
+    return total_loss / max(count, 1), total_errors / max(total_tokens, 1)
+
+
+def evaluate_distributed(model: CTCModel, data: FeatureSet, batches, device, rank: int,
+                         world_size: int) -> tuple[float, float]:
+    """:func:`evaluate` with the batches split over the ranks (whole batches); every rank gets the totals."""
+    sums = evaluate_sums(model, data, batches[rank::world_size], device)
+    totals = torch.tensor(sums, dtype=torch.float64, device=device)
+    dist.all_reduce(totals)
+    total_loss, total_errors, total_tokens, count = totals.tolist()
+    return total_loss / max(count, 1), total_errors / max(total_tokens, 1)
+
+
+def evaluate_sums(model: CTCModel, data: FeatureSet, batches, device) -> tuple[float, int, int, int]:
+    """Summed CTC loss, token errors, reference tokens and utterances over ``batches``."""
     model.eval()
     total_loss, total_errors, total_tokens, count = 0.0, 0, 0, 0
     with torch.no_grad():
@@ -104,19 +149,27 @@ def evaluate(model: CTCModel, data: FeatureSet, batches, device) -> tuple[float,
             for u, hyp in zip(utts, greedy_ids(log_probs.cpu(), out_lengths.cpu())):
                 total_errors += edit_distance(u.tokens, hyp)
                 total_tokens += len(u.tokens)
-    return total_loss / max(count, 1), total_errors / max(total_tokens, 1)
+    return total_loss, total_errors, total_tokens, count
 
 
 def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: str | Path,
           config: TrainConfig, config_hash: str, extra: dict | None = None,
-          device: torch.device | None = None, progress: bool = True) -> dict:
+          device: torch.device | None = None, progress: bool = True, log_every: int = 0) -> dict:
     """Train ``model`` and write ``epoch-N.pt``, ``history.tsv`` and ``final.pt`` under ``exp_dir``.
 
     ``extra`` (tokenizer, CMVN, feature config...) is stored in ``final.pt`` so
-    that it is a self-contained model. Returns the final checkpoint.
+    that it is a self-contained model. Returns the final checkpoint. ``log_every``
+    > 0 logs the loss of every that many steps (of the global batch).
+
+    When ``torch.distributed`` is initialized, this is one rank of a data-parallel
+    run (see the module's docstring); every rank must call it with the same data
+    and config, and ``device`` is this rank's own.
     """
     exp_dir = Path(exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = distributed_rank_and_size()
+    main = rank == 0
+    if main:
+        exp_dir.mkdir(parents=True, exist_ok=True)
     device = device or pick_device()
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -125,13 +178,20 @@ def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: 
 
     history: list[dict] = []
     step, start_epoch = 0, 1
-    resumed = checkpoint.latest_resumable(exp_dir, config_hash)
+    resumed = _resume_point(exp_dir, config_hash, rank, world)
     if resumed:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
         step, history = resumed["step"], resumed["history"]
         start_epoch = resumed["epoch"] + 1
         log.info("resuming from %s (epoch %d, step %d)", exp_dir / f"epoch-{resumed['epoch']}.pt", resumed["epoch"], step)
+    net = model
+    if world > 1:
+        # Parameters are broadcast from rank 0 here; gradients are averaged over the ranks in backward().
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+        log.info("data-parallel training: %d processes (%s backend), each global batch split over them",
+                 world, dist.get_backend())
 
     train_batches = bucket_batches([len(u.feats) for u in train_set.utterances], config.batch_frames, config.max_batch)
     dev_batches = bucket_batches([len(u.feats) for u in dev_set.utterances], config.batch_frames, config.max_batch)
@@ -144,28 +204,43 @@ def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: 
         if _should_stop(history, config.patience, config.select_by):
             log.info("early stopping: dev %s has not improved for %d epochs", config.select_by, config.patience)
             break
-        torch.manual_seed(config.seed * 100003 + epoch)  # dropout: a function of (seed, epoch)
+        # dropout: a function of (seed, epoch) and, beyond rank 0, of the rank
+        torch.manual_seed(config.seed * 100003 + epoch + 7919 * rank)
         generator = torch.Generator().manual_seed(config.seed * 100019 + epoch)  # SpecAugment
-        model.train()
+        net.train()
         started = time.time()
         total_loss, count, bad = 0.0, 0, []
         bar = tqdm(epoch_order(train_batches, config.seed, epoch), desc=f"epoch {epoch}",
-                   disable=not progress, unit="batch", mininterval=2.0)
+                   disable=not (progress and main), unit="batch", mininterval=2.0)
         for batch in bar:
             utts = [train_set.utterances[i] for i in batch]
             feats, lengths, targets, target_lengths = collate(utts)
             if config.specaug:
                 feats = spec_augment(feats, lengths, generator, **config.specaug)
+            if world > 1:
+                feats, lengths, targets, target_lengths, weight = _rank_part(
+                    utts, feats, lengths, target_lengths, rank, world)
             step += 1
             lr = learning_rate(step, config.lr, config.warmup_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                log_probs, out_lengths = model(feats.to(device), lengths.to(device))
-            loss = torch.nn.functional.ctc_loss(
+                log_probs, out_lengths = net(feats.to(device), lengths.to(device))
+            summed = torch.nn.functional.ctc_loss(
                 log_probs.float().transpose(0, 1), targets.to(device), out_lengths, target_lengths.to(device),
-                blank=0, reduction="sum", zero_infinity=True) / len(utts)
-            if not torch.isfinite(loss):
+                blank=0, reduction="sum", zero_infinity=True)
+            if world == 1:
+                loss = summed / len(utts)
+                finite = bool(torch.isfinite(loss))
+            else:
+                # This rank's share of the global batch's summed loss; DDP averages gradients over the
+                # ranks, hence the factor world: the gradient is that of (summed over all) / len(utts).
+                local = summed * weight
+                shared = torch.stack([local.detach().double(), (~torch.isfinite(local)).double()])
+                dist.all_reduce(shared)
+                finite = bool(shared[1] == 0)
+                loss = local * world / len(utts)
+            if not finite:
                 bad.append([u.utt for u in utts])
                 optimizer.zero_grad(set_to_none=True)
                 if len(bad) > config.max_bad_batches:
@@ -181,21 +256,64 @@ def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: 
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
-            total_loss += float(loss.detach()) * len(utts)
+            batch_loss = float(loss.detach()) * len(utts) if world == 1 else float(shared[0])
+            total_loss += batch_loss
             count += len(utts)
+            if log_every and step % log_every == 0:
+                log.info("step %d: loss %.6f lr %.3e (%d utterances)", step, batch_loss / len(utts), lr, len(utts))
             bar.set_postfix(loss=f"{total_loss / max(count, 1):.3f}", lr=f"{lr:.2e}", refresh=False)
         if bad:
             log.warning("epoch %d: skipped %d batch(es) with a non-finite loss: %s", epoch, len(bad), bad[:3])
-        dev_loss, dev_ter = evaluate(model, dev_set, dev_batches, device)
+        if world == 1:
+            dev_loss, dev_ter = evaluate(model, dev_set, dev_batches, device)
+        else:
+            dev_loss, dev_ter = evaluate_distributed(model, dev_set, dev_batches, device, rank, world)
         history.append({"epoch": epoch, "loss": total_loss / max(count, 1), "dev_loss": dev_loss,
                         "dev_ter": dev_ter, "lr": lr, "seconds": time.time() - started, "skipped_batches": len(bad)})
         log.info("epoch %d: loss %.4f dev loss %.4f dev TER %.2f%% lr %.2e (%.1f s)", epoch,
                  history[-1]["loss"], dev_loss, 100 * dev_ter, lr, history[-1]["seconds"])
-        checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                         "epoch": epoch, "history": history, "config_hash": config_hash}, exp_dir / f"epoch-{epoch}.pt")
-        write_history(history, exp_dir / "history.tsv")
+        if main:
+            checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                             "epoch": epoch, "history": history, "config_hash": config_hash},
+                            exp_dir / f"epoch-{epoch}.pt")
+            write_history(history, exp_dir / "history.tsv")
 
-    return finish(model, exp_dir, history, config, extra or {})
+    if world == 1:
+        return finish(model, exp_dir, history, config, extra or {})
+    final = finish(model, exp_dir, history, config, extra or {}) if main else None
+    dist.barrier()  # final.pt is written
+    return final if main else checkpoint.load(exp_dir / "final.pt")
+
+
+def _resume_point(exp_dir: Path, config_hash: str, rank: int, world: int) -> dict | None:
+    """The checkpoint to resume from: rank 0 chooses it (moving checkpoints of another config aside),
+    every other rank then loads that same file."""
+    if world == 1:
+        return checkpoint.latest_resumable(exp_dir, config_hash)
+    resumed = checkpoint.latest_resumable(exp_dir, config_hash) if rank == 0 else None
+    chosen = [resumed["epoch"] if resumed else 0]
+    dist.broadcast_object_list(chosen, src=0)
+    if rank == 0 or chosen[0] == 0:
+        return resumed
+    return checkpoint.load(exp_dir / f"epoch-{chosen[0]}.pt")
+
+
+def _rank_part(utts: list, feats: torch.Tensor, lengths: torch.Tensor, target_lengths: torch.Tensor,
+               rank: int, world: int):
+    """This rank's utterances of a collated (and augmented) global batch, padding trimmed to them.
+
+    Returns (feats, lengths, targets, target_lengths, weight): weight 0 means the batch has fewer
+    utterances than there are ranks and this rank got none; it then runs the batch's first utterance,
+    whose loss counts 0, so that it still takes part in the gradient all-reduce.
+    """
+    mine = shard_batch(list(range(len(utts))), rank, world)
+    weight = 1.0 if mine else 0.0
+    mine = mine or [0]
+    index = torch.tensor(mine)
+    lengths = lengths[index]
+    feats = feats[index, : int(lengths.max())]
+    targets = torch.tensor([t for i in mine for t in utts[i].tokens], dtype=torch.long)
+    return feats, lengths, targets, target_lengths[index], weight
 
 
 def _rank_key(select_by: str):
