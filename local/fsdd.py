@@ -4,13 +4,15 @@
 Usage, from the project root::
 
     python local/fsdd.py --out-dir data/fsdd [--corpus-dir ../shared/data/fsdd] \\
-        [--dev-speakers nicolas] [--test-speakers yweweler] \\
+        [--dev-speakers nicolas] [--test-speakers yweweler] [--train-speakers george] \\
         [--connected-per-speaker 100] [--seed 0] [--no-download]
 
 FSDD (github.com/Jakobovski/free-spoken-digit-dataset) holds isolated English
 digits as ``recordings/{digit}_{speaker}_{take}.wav`` (8 kHz mono). It has no
 speaker split of its own, so whole speakers are held out: ``--dev-speakers``
-and ``--test-speakers``; every other speaker is training data.
+and ``--test-speakers``; every other speaker is training data, unless
+``--train-speakers`` names which (e.g. one speaker, for adaptation from
+another corpus); the rest are then left out.
 
 Sets written under ``--out-dir``:
 
@@ -154,9 +156,11 @@ def scan(recordings: Path) -> dict[str, list[Recording]]:
     return by_speaker
 
 
-def split_speakers(speakers: list[str], dev: list[str], test: list[str]) -> dict[str, list[str]]:
+def split_speakers(speakers: list[str], dev: list[str], test: list[str],
+                   train: list[str] | None = None) -> dict[str, list[str]]:
+    """Speakers of train, dev and test: ``train`` None means every speaker not in dev or test."""
     known = set(speakers)
-    for option, chosen in (("--dev-speakers", dev), ("--test-speakers", test)):
+    for option, chosen in (("--dev-speakers", dev), ("--test-speakers", test), ("--train-speakers", train or [])):
         unknown = sorted(set(chosen) - known)
         if unknown:
             raise CorpusError(
@@ -167,7 +171,18 @@ def split_speakers(speakers: list[str], dev: list[str], test: list[str]) -> dict
     if both:
         raise CorpusError(f"speaker(s) {', '.join(both)} are in both --dev-speakers and --test-speakers. "
                           "Fix: hold each speaker out once, so that dev and test are speaker-disjoint.")
-    train = sorted(known - set(dev) - set(test))
+    if train is not None:
+        if not train:
+            raise CorpusError("--train-speakers names no speaker. Fix: name at least one, or leave it out "
+                              "to train on every speaker not in dev or test.")
+        held_out = sorted(set(train) & (set(dev) | set(test)))
+        if held_out:
+            raise CorpusError(f"speaker(s) {', '.join(held_out)} are in --train-speakers and held out in "
+                              "--dev-speakers or --test-speakers. Fix: train on other speakers, so that "
+                              "training stays speaker-disjoint from dev and test.")
+        train = sorted(set(train))
+    else:
+        train = sorted(known - set(dev) - set(test))
     if not train:
         raise CorpusError("--dev-speakers and --test-speakers leave no speaker for training. "
                           f"Fix: hold out fewer of {', '.join(sorted(known))}.")
@@ -258,14 +273,18 @@ def prepare(
     connected_per_speaker: int = 100,
     seed: int = 0,
     download: bool = True,
+    train_speakers: list[str] | None = None,
 ) -> dict[str, DataDir]:
-    """Write every set (see the module docstring) and validate it; returns them by name."""
+    """Write every set (see the module docstring) and validate it; returns them by name.
+
+    ``train_speakers`` None trains on every speaker not held out for dev or test."""
     out_dir = Path(out_dir)
     recordings = find_recordings(Path(corpus_dir), download=download)
     by_speaker = scan(recordings)
     if not by_speaker:
         raise CorpusError(f"{recordings}: no {{digit}}_{{speaker}}_{{take}}.wav files. Fix: check --corpus-dir.")
-    splits = split_speakers(sorted(by_speaker), list(dev_speakers), list(test_speakers))
+    splits = split_speakers(sorted(by_speaker), list(dev_speakers), list(test_speakers),
+                            None if train_speakers is None else list(train_speakers))
     log.info("speakers: %s", "; ".join(f"{s}: {' '.join(v)}" for s, v in splits.items()))
 
     sets: dict[str, DataDir] = {}
@@ -295,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="FSDD folder (holding recordings/) or recordings/ itself (default: %(default)s)")
     parser.add_argument("--dev-speakers", nargs="+", default=["nicolas"], help="default: %(default)s")
     parser.add_argument("--test-speakers", nargs="+", default=["yweweler"], help="default: %(default)s")
+    parser.add_argument("--train-speakers", nargs="+", default=None,
+                        help="speakers of train and train_connected (default: every speaker not in dev or test)")
     parser.add_argument("--connected-per-speaker", type=int, default=100,
                         help="connected-digit utterances per speaker and set; 0 for none (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the connected-digit generator (default: %(default)s)")
@@ -308,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         prepare(args.out_dir, args.corpus_dir, args.dev_speakers, args.test_speakers,
-                args.connected_per_speaker, args.seed, download=args.download)
+                args.connected_per_speaker, args.seed, download=args.download,
+                train_speakers=args.train_speakers)
     except (CorpusError, DataDirError, AudioError) as e:
         log.error("%s", e)
         return 1

@@ -172,6 +172,42 @@ def test_fsdd_corpus_dir_forms_and_errors(tmp_path, caplog):
     assert not (tmp_path / "out").exists()
 
 
+@needs_fsdd
+def test_fsdd_train_speakers(tmp_path, fsdd_out, caplog):
+    """--train-speakers narrows train and train_connected (e.g. to one speaker); dev and test stay as they were."""
+    fsdd = load_script("fsdd")
+    out = tmp_path / "data"
+    assert fsdd.main(["--out-dir", str(out), "--corpus-dir", str(FSDD), *FSDD_ARGS, "--train-speakers", "george"]) == 0
+    for name in ("train", "train_connected", "train_all"):
+        validate(out / name)
+        assert speakers(out / name) == {"george"}
+    assert len(read_table(out / "train" / "text")) == 500
+    assert len(read_table(out / "train_connected" / "text")) == 4
+    # the one speaker's utterances, isolated and connected, are those of the default split (same seed)
+    for name in ("train", "train_connected"):
+        full = {u: t for u, t in read_table(fsdd_out / name / "text").items() if u.startswith("george-")}
+        assert read_table(out / name / "text") == full
+    assert snapshot(out / "wav" / "train_connected") == {
+        p: h for p, h in snapshot(fsdd_out / "wav" / "train_connected").items() if p.startswith("george-")}
+    for name in ("dev", "test", "dev_connected", "test_connected", "dev_all"):
+        assert read_table(out / name / "text") == read_table(fsdd_out / name / "text")
+
+    # several speakers; errors: unknown, held out, none
+    sets = fsdd.prepare(tmp_path / "two", FSDD, train_speakers=["lucas", "jackson"], connected_per_speaker=0,
+                        download=False)
+    assert set(sets["train_all"].utt2spk.values()) == {"jackson", "lucas"}
+    with pytest.raises(fsdd.CorpusError, match="--train-speakers: no recordings of speaker.*bob"):
+        fsdd.prepare(tmp_path / "bad", FSDD, train_speakers=["bob"], download=False)
+    with pytest.raises(fsdd.CorpusError, match="nicolas are in --train-speakers and held out"):
+        fsdd.prepare(tmp_path / "bad", FSDD, train_speakers=["george", "nicolas"], download=False)
+    with pytest.raises(fsdd.CorpusError, match="--train-speakers names no speaker"):
+        fsdd.prepare(tmp_path / "bad", FSDD, train_speakers=[], download=False)
+    assert fsdd.main(["--out-dir", str(tmp_path / "bad"), "--corpus-dir", str(FSDD), "--no-download",
+                      "--train-speakers", "yweweler"]) == 1
+    assert "yweweler are in --train-speakers" in caplog.text
+    assert not (tmp_path / "bad").exists()
+
+
 def test_fsdd_downloads_a_missing_corpus(tmp_path, monkeypatch):
     """A missing corpus dir is filled from the GitHub archive (here a file:// URL with the same layout)."""
     import zipfile
