@@ -16,8 +16,8 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"  # 1. data preparation and validation
 include: "workflow/rules/features.smk"  # 2. fbank/MFCC in nj jobs, CMVN statistics
-# (3. denoising-autoencoder pretraining takes its seat here: workflow/rules/dae.smk; its training rule
-#     declares its GPUs like train_am: threads, resources: **training_resources(config["dae"]))
+include: "workflow/rules/noise.smk"  # 3a. noisy copies of data sets (noise.*)
+include: "workflow/rules/dae.smk"  # 3b. denoising-autoencoder pretraining (am.init: dae, decode.enhance)
 include: "workflow/rules/tokens.smk"  # 4a. SentencePiece units
 include: "workflow/rules/am.smk"  # 4b. LSTM-CTC acoustic model
 include: "workflow/rules/decode.smk"  # 5. decoding and scoring

@@ -4,10 +4,20 @@
 # (DistributedDataParallel); its resources come from training_resources (common.smk).
 
 
+# am.init as train_am.py takes it: 'dae' is this experiment's denoising autoencoder (dae.smk).
+AM_INIT = f"{EXP}/dae/final.pt" if config["am"]["init"] == "dae" else config["am"]["init"]
+# Multi-condition training adds the noisy copy of train_set (noise.smk) to the training data.
+AM_EXTRA_TRAIN = [*config["am"]["extra_train"],
+                  *([f"{FEATS}/{config['train_set']}_noisy"] if config["am"]["multi_condition"] else [])]
+# freeze_epochs: 0 is left out of the training config, so experiments that predate the knob keep
+# their parameters (and checkpoints: its hash) unchanged.
+AM_TRAIN = {k: v for k, v in config["am"]["train"].items() if not (k == "freeze_epochs" and v == 0)}
+
+
 def am_init_inputs(wildcards):
-    """What the model starts from besides its config: nothing for 'random', else the pretrained model
-    (another experiment, trained by its own snakemake run). The denoising autoencoder plugs in here too."""
-    init = config["am"]["init"]
+    """What the model starts from besides its config: nothing for 'random', the DAE's final.pt for
+    'dae', else the pretrained model (another experiment, trained by its own snakemake run)."""
+    init = AM_INIT
     if init == "random":
         return []
     if init.endswith(".pt") or os.path.exists(os.path.join(init, "manifest.json")):
@@ -21,19 +31,19 @@ rule train_am:
         dev=f"{FEATS}/{config['dev_set']}/feats.scp",
         tokens=rules.train_tokenizer.output.model,
         init=am_init_inputs,
-        extra=[f"{d}/feats.scp" for d in config["am"]["extra_train"]],
+        extra=[f"{d}/feats.scp" for d in AM_EXTRA_TRAIN],
     output:
         model=f"{EXP}/am/final.pt",
         history=f"{EXP}/am/history.tsv",
     params:
         model=as_json(config["am"]["model"]),
-        train=as_json({**config["am"]["train"], "seed": config["seed"]}),
+        train=as_json({**AM_TRAIN, "seed": config["seed"]}),
         features=as_json(FEATURE_CONFIG),
         cmvn=config["am"]["cmvn"],
         max_frames=config["am"]["max_frames"] or 0,
         use_gpu=str(config["am"]["use_gpu"]).lower(),
-        init=config["am"]["init"],
-        extra=" ".join(shlex.quote(d) for d in config["am"]["extra_train"]),
+        init=AM_INIT,
+        extra=" ".join(shlex.quote(d) for d in AM_EXTRA_TRAIN),
         num_gpus=config["am"]["num_gpus"],
         num_nodes=config["am"]["num_nodes"],
     # am.threads for each of the node's processes (one per GPU)

@@ -19,6 +19,40 @@ SPEED_PERTURB = [f for f in config["features"]["speed_perturb"]]
 # The acoustic model trains on the speed-perturbed copy of the training set when one is asked for.
 TRAIN_FEATS = config["train_set"] + ("_sp" if SPEED_PERTURB else "")
 EVAL_SETS = list(dict.fromkeys([*config["eval_sets"], *config["test_sets"]]))
+# Whether this experiment trains a denoising autoencoder (workflow/rules/dae.smk): its encoder starts
+# the acoustic model (am.init: dae) or it enhances features before decoding (decode.enhance).
+DAE_USED = config["am"]["init"] == "dae" or config["decode"]["enhance"]
+
+# Noisy copies of data sets (workflow/rules/noise.smk), by name: what each is made from.
+#   test copies <set>_<noise>_<snr>dB: every set of noise.sets x test noise condition x noise.test_snrs;
+#   training copies <train_set>_noisy and <dev_set>_noisy: for multi-condition training and the DAE.
+NOISE = config["noise"]
+GENERATED_NOISE = ["generated:white", "generated:pink", "generated:babble"]
+
+
+def noise_sources(entries: list) -> list:
+    """Noise entries of config as paths: generated:TYPE becomes the file make_noise writes."""
+    return [f"{DATA}/noise_generated/{e.split(':', 1)[1]}.wav" if e.startswith("generated:") else e for e in entries]
+
+
+def snr_name(snr) -> str:
+    return f"{snr:g}".replace("-", "m") + "dB"
+
+
+NOISY_SETS = {}
+for _base in NOISE["sets"] if NOISE["sets"] is not None else [s for s in EVAL_SETS if s != config["dev_set"]]:
+    for _noise, _entries in (NOISE["test_noise_dirs"] or {"noise": NOISE["noise_dirs"] or GENERATED_NOISE}).items():
+        for _snr in NOISE["test_snrs"]:
+            NOISY_SETS[f"{_base}_{_noise}_{snr_name(_snr)}"] = {
+                "base": _base, "noise": _noise, "snr": _snr, "snrs": [_snr], "sources": noise_sources(_entries)}
+NOISY_TRAINING = config["am"]["multi_condition"] or DAE_USED
+if NOISY_TRAINING:
+    for _base in (config["train_set"], config["dev_set"]):
+        NOISY_SETS[f"{_base}_noisy"] = {"base": _base, "noise": "train", "snr": None, "snrs": NOISE["train_snrs"],
+                                        "sources": noise_sources(NOISE["noise_dirs"] or GENERATED_NOISE)}
+NOISY_TEST_SETS = [name for name, s in NOISY_SETS.items() if s["snr"] is not None]
+EVAL_SETS += NOISY_TEST_SETS
+
 # Every set local/<corpus>.py must write: training, dev and the corpus's own eval sets.
 CORPUS_SETS = list(dict.fromkeys([config["train_set"], config["dev_set"], *config["eval_sets"]]))
 

@@ -4,7 +4,7 @@
 # those of a recipe without LM (so turning the LM off never re-runs anything).
 
 # The search settings (method, beam_size): what decoding without LM depends on.
-DECODE_SEARCH = {k: v for k, v in config["decode"].items() if k not in ("use_lm", "lm")}
+DECODE_SEARCH = {k: v for k, v in config["decode"].items() if k not in ("use_lm", "lm", "enhance")}
 USE_LM = config["decode"]["use_lm"]
 if USE_LM and DECODE_SEARCH["method"] != "beam":
     raise ValueError("decode.use_lm needs decode.method: beam (the LM scores the beam search's hypotheses)")
@@ -12,11 +12,17 @@ if USE_LM and DECODE_SEARCH["method"] != "beam":
 DECODE_LM_PARAMS = {"wip": config["decode"]["lm"]["word_insertion_penalty"]} if USE_LM else {}
 DECODE_LM_OPTIONS = (" --lm {input.lm} --lm-weight-file {input.lm_weight}"
                      " --word-insertion-penalty {params.wip}") if USE_LM else ""
+# decode.enhance: the DAE cleans the features first (like the LM, absent from the rule when off).
+DECODE_ENHANCE_OPTIONS = " --enhance {input.dae}" if config["decode"]["enhance"] else ""
 
 
 def decode_lm_inputs(wildcards):
-    """With decode.use_lm, the LM and its weight tuned on the dev set (lm.smk); otherwise nothing."""
-    return {"lm": f"{EXP}/lm/lm.arpa", "lm_weight": f"{EXP}/lm/best_weight"} if USE_LM else {}
+    """With decode.use_lm, the LM and its weight tuned on the dev set (lm.smk); with decode.enhance,
+    the DAE; otherwise nothing."""
+    inputs = {"lm": f"{EXP}/lm/lm.arpa", "lm_weight": f"{EXP}/lm/best_weight"} if USE_LM else {}
+    if config["decode"]["enhance"]:
+        inputs["dae"] = f"{EXP}/dae/final.pt"
+    return inputs
 
 
 rule decode:
@@ -39,7 +45,7 @@ rule decode:
         f"{EXP}/decode_{{set}}/log/decode.benchmark.tsv"
     shell:
         "{PYTHON} {ROOT}/workflow/scripts/decode.py {input.model} {FEATS}/{wildcards.set} {output}"
-        " --config {params.decode:q} --threads {threads}" + DECODE_LM_OPTIONS + " > {log} 2>&1"
+        " --config {params.decode:q} --threads {threads}" + DECODE_LM_OPTIONS + DECODE_ENHANCE_OPTIONS + " > {log} 2>&1"
 
 
 rule score:
@@ -88,6 +94,9 @@ rule results:
     output:
         tsv=f"{EXP}/results.tsv",
         md=f"{EXP}/RESULTS.md",
+    params:
+        # base set, noise and SNR of each noisy test set: results.tsv shows them beside the clean ones
+        conditions=as_json({n: {k: NOISY_SETS[n][k] for k in ("base", "noise", "snr")} for n in NOISY_TEST_SETS}),
     threads: 1
     resources:
         mem_mb=1000,
@@ -95,4 +104,5 @@ rule results:
     log:
         f"{EXP}/log/results.log",
     shell:
-        "{PYTHON} {ROOT}/workflow/scripts/make_results.py {EXP} --sets {EVAL_SETS} --config {input.config} > {log} 2>&1"
+        "{PYTHON} {ROOT}/workflow/scripts/make_results.py {EXP} --sets {EVAL_SETS} --config {input.config}"
+        " --conditions {params.conditions:q} > {log} 2>&1"

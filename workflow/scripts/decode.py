@@ -4,6 +4,7 @@
     python workflow/scripts/decode.py exp/fsdd/am/final.pt data/fsdd/fbank/test exp/fsdd/decode_test/hyp.txt \
         --config '{"method": "beam", "beam_size": 10}'
     python workflow/scripts/decode.py ... --lm exp/fsdd/lm/lm.arpa --lm-weight-file exp/fsdd/lm/best_weight
+    python workflow/scripts/decode.py ... --enhance exp/fsdd/dae/final.pt   # DAE-cleaned features
 """
 
 import argparse
@@ -32,6 +33,8 @@ def main() -> None:
     weight = parser.add_mutually_exclusive_group()
     weight.add_argument("--lm-weight", type=float, help="LM weight (with --lm)")
     weight.add_argument("--lm-weight-file", help="a file holding the LM weight (exp/<tag>/lm/best_weight)")
+    parser.add_argument("--enhance", metavar="DAE",
+                        help="a denoising autoencoder's final.pt: decode its clean-feature estimates")
     parser.add_argument("--word-insertion-penalty", type=float, default=0.0,
                         help="added to the score of every word (with --lm; negative discourages insertions)")
     args = parser.parse_args()
@@ -51,12 +54,22 @@ def main() -> None:
         logging.info("decoding with the language model %s (%d-gram, %d unigrams): weight %g, word insertion "
                      "penalty %g", args.lm, search.word_lm.model.order, len(search.word_lm.model.vocab), lm_weight,
                      args.word_insertion_penalty)
+    enhancer = None
+    if args.enhance:
+        from speechrecipe import dae
+
+        enhancer = dae.load(args.enhance)
+        logging.info("features enhanced by the DAE %s (%d LSTM layer(s)) before decoding", args.enhance,
+                     enhancer.config.layers)
     hyps = {}
     started = time.time()
     for batch in tqdm(bucket_batches([len(u.feats) for u in data.utterances], args.batch_frames), desc="decode",
                       mininterval=5):
         utts = [data.utterances[i] for i in batch]
         feats, lengths, _, _ = collate(utts)
+        if enhancer is not None:
+            with torch.no_grad():
+                feats = enhancer.enhance(feats, lengths)
         for u, ids in zip(utts, recognizer.decode_ids(feats, lengths, search)):
             hyps[u.utt] = recognizer.tokenizer.decode(ids)
     seconds = time.time() - started

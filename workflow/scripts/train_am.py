@@ -35,6 +35,7 @@ import torch
 
 from speechrecipe import checkpoint
 from speechrecipe.cli import fail, json_or_file, setup_logging
+from speechrecipe.dae import initialize_from_dae
 from speechrecipe.dataset import FeatureSet, global_stats
 from speechrecipe.features import stats_to_mean_std
 from speechrecipe.model import CTCModel, ModelConfig, initialize_from
@@ -90,8 +91,7 @@ def main() -> None:
     torch.manual_seed(train_config.seed)
     model = CTCModel(model_config)
     logging.info("model: %s, %.2f M parameters", model_config, sum(p.numel() for p in model.parameters()) / 1e6)
-    if args.init != "random":
-        initialize(model, tokenizer, args.init, args.features)
+    frozen = initialize(model, tokenizer, args.init, args.features) if args.init != "random" else []
 
     subsampling = model.subsampling_factor
     train_set = FeatureSet(args.train_dir, args.cmvn, tokenizer, (mean, std), model.min_input_frames(),
@@ -109,7 +109,9 @@ def main() -> None:
     # What identifies this training run: resuming is allowed only from checkpoints of the same one.
     hashed = {"model": model_config.to_dict(), "cmvn": args.cmvn, "init": args.init, "extra_train": args.extra_train, "train_dir": args.train_dir,
               "tokenizer": tokenizer.pieces, "features": args.features,
-              "train": {k: v for k, v in vars(train_config).items() if k not in TrainConfig.NOT_HASHED}}
+              # freeze_epochs 0 left out: checkpoints from before the knob existed stay resumable
+              "train": {k: v for k, v in vars(train_config).items()
+                        if k not in TrainConfig.NOT_HASHED and not (k == "freeze_epochs" and v == 0)}}
     extra = {"tokenizer": tokenizer.model_bytes, "cmvn": {"mode": args.cmvn, "global_stats": torch.from_numpy(stats)},
              "feature_config": args.features}
     # use_gpu false never asks CUDA anything
@@ -118,7 +120,7 @@ def main() -> None:
         device = init_distributed(device)
     logging.info("device: %s", device)
     train(model, train_set, dev_set, args.exp_dir, train_config, checkpoint.config_hash(hashed), extra, device,
-          progress=not args.no_progress and rank == 0, log_every=args.log_every)
+          progress=not args.no_progress and rank == 0, log_every=args.log_every, frozen=frozen)
     if world > 1:
         torch.distributed.destroy_process_group()
 
@@ -192,9 +194,22 @@ def _die_with_parent() -> None:
         pass
 
 
-def initialize(model: CTCModel, tokenizer: Tokenizer, init: str, features: dict) -> None:
-    """Fine-tuning: copy a pretrained model's weights into ``model`` (output units mapped by token)."""
+def initialize(model: CTCModel, tokenizer: Tokenizer, init: str, features: dict) -> list[str]:
+    """Copy pretrained weights into ``model``: a denoising autoencoder's encoder (its final.pt), or a trained
+    acoustic model's weights (fine-tuning; output units mapped by token). Returns the names of the copied
+    encoder tensors (what am.train.freeze_epochs freezes)."""
     pretrained = checkpoint.load_final(init)
+    if pretrained.get("kind") == "dae":
+        if pretrained.get("feature_config") != features:
+            fail(f"am.init {init}: the DAE was trained on other features ({pretrained.get('feature_config')}, "
+                 f"here {features}). Fix: re-run its training (snakemake does when the features change)")
+        try:
+            copied = initialize_from_dae(model, pretrained["model"])
+        except ValueError as e:
+            fail(f"am.init {init}: {e}")
+        logging.info("initialized the front end and %d LSTM layer(s) from the DAE %s: %d tensors",
+                     pretrained["model_config"]["layers"], init, len(copied))
+        return copied
     if pretrained["model_config"]["input_dim"] != model.config.input_dim:
         fail(f"am.init {init}: that model takes {pretrained['model_config']['input_dim']}-dim features, these are "
              f"{model.config.input_dim}-dim. Fix: use the same feature config as the pretrained model "
@@ -205,6 +220,7 @@ def initialize(model: CTCModel, tokenizer: Tokenizer, init: str, features: dict)
     report = initialize_from(model, pretrained["model"], tokenizer.pieces, Tokenizer(bytes(pretrained["tokenizer"])).pieces)
     logging.info("initialized from %s: %d tensors copied, output layer %s, skipped %s", init,
                  len(report["copied"]), report["mapped"] or "not mapped", report["skipped"] or "none")
+    return [name for name in report["copied"] if name.startswith("encoder.")]
 
 
 if __name__ == "__main__":

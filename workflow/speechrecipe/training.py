@@ -77,6 +77,9 @@ class TrainConfig:
     # model often rises (over-confident wrong frames) while its error rate still falls, so 'loss'
     # can stop, and average, at the all-blank stage.
     select_by: str = "loss"
+    # Epochs during which the pretrained part of the model (the weights copied by ``am.init``, e.g. the
+    # DAE's encoder) is not updated, so that the randomly initialized layers above it settle first.
+    freeze_epochs: int = 0
 
     # Keys that only say how long to train or how to finish: changing them
     # continues from the existing checkpoints instead of starting over (ESPnet #5601).
@@ -154,12 +157,14 @@ def evaluate_sums(model: CTCModel, data: FeatureSet, batches, device) -> tuple[f
 
 def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: str | Path,
           config: TrainConfig, config_hash: str, extra: dict | None = None,
-          device: torch.device | None = None, progress: bool = True, log_every: int = 0) -> dict:
+          device: torch.device | None = None, progress: bool = True, log_every: int = 0,
+          frozen: list[str] = ()) -> dict:
     """Train ``model`` and write ``epoch-N.pt``, ``history.tsv`` and ``final.pt`` under ``exp_dir``.
 
     ``extra`` (tokenizer, CMVN, feature config...) is stored in ``final.pt`` so
     that it is a self-contained model. Returns the final checkpoint. ``log_every``
-    > 0 logs the loss of every that many steps (of the global batch).
+    > 0 logs the loss of every that many steps (of the global batch). The parameters named in
+    ``frozen`` are not updated during the first ``config.freeze_epochs`` epochs.
 
     When ``torch.distributed`` is initialized, this is one rank of a data-parallel
     run (see the module's docstring); every rank must call it with the same data
@@ -193,6 +198,9 @@ def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: 
         log.info("data-parallel training: %d processes (%s backend), each global batch split over them",
                  world, dist.get_backend())
 
+    frozen_params = [p for name, p in model.named_parameters() if name in set(frozen)]
+    if frozen_params and config.freeze_epochs:
+        log.info("%d pretrained tensors frozen for the first %d epoch(s)", len(frozen_params), config.freeze_epochs)
     train_batches = bucket_batches([len(u.feats) for u in train_set.utterances], config.batch_frames, config.max_batch)
     dev_batches = bucket_batches([len(u.feats) for u in dev_set.utterances], config.batch_frames, config.max_batch)
     frames = sum(len(u.feats) for u in train_set.utterances)
@@ -252,6 +260,9 @@ def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: 
                 continue
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if epoch <= config.freeze_epochs:
+                for p in frozen_params:
+                    p.grad = None  # AdamW skips a parameter without a gradient: no step, no weight decay
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             scaler.step(optimizer)
@@ -348,8 +359,10 @@ def finish(model: CTCModel, exp_dir: Path, history: list[dict], config: TrainCon
     return final
 
 
-def write_history(history: list[dict], path: Path) -> None:
-    columns = ["epoch", "loss", "dev_loss", "dev_ter", "lr", "seconds", "skipped_batches"]
+HISTORY_COLUMNS = ("epoch", "loss", "dev_loss", "dev_ter", "lr", "seconds", "skipped_batches")
+
+
+def write_history(history: list[dict], path: Path, columns=HISTORY_COLUMNS) -> None:
     with atomic_open(path) as f:
         f.write("\t".join(columns) + "\n")
         for h in history:

@@ -1,0 +1,127 @@
+"""Denoising-autoencoder pretraining on real FSDD audio with Speech Commands noise."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import ROOT, SHARED_DATA, run_script
+
+NOISE_DIR = SHARED_DATA / "noise" / "speech_commands"
+FBANK = '{"type": "fbank", "num_mel_bins": 40, "sample_rate": 8000}'
+AM = {"hidden": 24, "layers": 2, "bidirectional": True, "subsampling": "stack", "subsampling_factor": 3,
+      "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def noisy_features(fsdd_features):
+    """fsdd_features plus noisy copies of its train and dev sets (0-20 dB), as feature directories."""
+    if not NOISE_DIR.is_dir():
+        pytest.skip(f"Speech Commands noise not found at {NOISE_DIR}")
+    base = fsdd_features
+    for name in ("train", "dev"):
+        if (base / "fbank" / f"{name}_noisy" / "feats.scp").exists():
+            continue
+        run_script(ROOT / "workflow/scripts/mix_noise.py", base / "data" / name, base / "data" / f"{name}_noisy",
+                   "--noise", NOISE_DIR, "--snrs", 0, 5, 10, 20, "--rate", 8000, "--seed", 1)
+        run_script(ROOT / "workflow/scripts/make_features.py", base / "data" / f"{name}_noisy",
+                   base / "fbank" / f"{name}_noisy", "--job", 1, "--nj", 1, "--config", FBANK)
+        run_script(ROOT / "workflow/scripts/gather_features.py", base / "data" / f"{name}_noisy",
+                   base / "fbank" / f"{name}_noisy", "--nj", 1)
+    return base
+
+
+def pairs(base, name):
+    from speechrecipe.dae import parallel_set
+    from speechrecipe.dataset import FeatureSet
+
+    return parallel_set(FeatureSet(base / "fbank" / f"{name}_noisy", "speaker"),
+                        FeatureSet(base / "fbank" / name, "speaker"))
+
+
+def test_dae_training_lowers_the_reconstruction_loss_and_resumes(tmp_path, noisy_features):
+    from speechrecipe import checkpoint, dae, dae_training
+    from speechrecipe.dataset import bucket_batches
+    from speechrecipe.model import ModelConfig
+
+    torch.set_num_threads(1)
+    train_pairs, dev_pairs = pairs(noisy_features, "train"), pairs(noisy_features, "dev")
+    assert len(train_pairs) == 100 and len(dev_pairs) == 20
+    config = ModelConfig.from_dict({**AM, "input_dim": 40})
+    torch.manual_seed(1)
+    model = dae.DenoisingAutoencoder(config, layers=1)
+    dev_batches = bucket_batches([len(p.noisy) for p in dev_pairs], 4000)
+    before = dae_training.evaluate(model, dev_pairs, dev_batches, torch.device("cpu"))
+    train_config = dae_training.DAETrainConfig(max_epochs=2, batch_frames=1000, lr=0.005, warmup_steps=5, patience=0)
+    dae_training.train(model, train_pairs, dev_pairs, tmp_path, train_config, "h1", progress=False)
+    history = (tmp_path / "history.tsv").read_text().splitlines()
+    assert history[0].split("\t") == ["epoch", "loss", "dev_loss", "lr", "seconds", "skipped_batches"]
+    dev_losses = [float(line.split("\t")[2]) for line in history[1:]]
+    assert len(dev_losses) == 2 and dev_losses[-1] < 0.9 * before
+    epoch1 = (tmp_path / "epoch-1.pt").read_bytes()
+
+    # a third epoch continues from epoch 2 (same config hash): epochs 1-2 are kept, not retrained
+    train_config.max_epochs = 3
+    final = dae_training.train(dae.DenoisingAutoencoder(config, layers=1), train_pairs, dev_pairs, tmp_path, train_config,
+                      "h1", progress=False)
+    assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
+    assert (tmp_path / "epoch-1.pt").read_bytes() == epoch1
+    assert final["history"][2]["dev_loss"] < before
+    assert checkpoint.load(tmp_path / "final.pt")["kind"] == "dae"
+    # the enhancer gives clean-feature estimates at the input frame rate
+    enhancer = dae.load(tmp_path / "final.pt")
+    feats = torch.from_numpy(dev_pairs[0].noisy).unsqueeze(0)
+    assert enhancer.enhance(feats, torch.tensor([feats.shape[1]])).shape == feats.shape
+
+
+def test_the_acoustic_model_starts_from_the_dae_encoder(tmp_path, noisy_features):
+    """train_am.py --init <dae final.pt>: the DAE's layer is copied, and frozen during freeze_epochs."""
+    from speechrecipe import checkpoint
+
+    base = noisy_features
+    run_script(ROOT / "workflow/scripts/train_dae.py", base / "fbank/train_noisy", base / "fbank/train",
+               base / "fbank/dev_noisy", base / "fbank/dev", tmp_path / "dae", "--model", json.dumps(AM),
+               "--layers", 1, "--train", '{"max_epochs": 1, "batch_frames": 4000}', "--features", FBANK,
+               "--cmvn", "speaker", "--no-progress")
+    dae_state = checkpoint.load(tmp_path / "dae/final.pt")["model"]
+    result = run_script(ROOT / "workflow/scripts/train_am.py", base / "fbank/train", base / "fbank/dev",
+                        base / "tokens/sp.model", tmp_path / "am", "--model", json.dumps(AM), "--train",
+                        '{"max_epochs": 1, "batch_frames": 4000, "warmup_steps": 5, "freeze_epochs": 1}',
+                        "--features", FBANK, "--cmvn", "speaker", "--init", tmp_path / "dae/final.pt", "--no-progress")
+    assert "from the DAE" in result.stderr and "frozen for the first 1 epoch" in result.stderr
+    am_state = checkpoint.load(tmp_path / "am/epoch-1.pt")["model"]
+    encoder = [name for name in dae_state if name.startswith("encoder.")]
+    assert encoder and all(name.startswith("encoder.layers.0.") for name in encoder)
+    for name in encoder:  # frozen: still exactly the DAE's weights after an epoch
+        assert torch.equal(am_state[name], dae_state[name]), name
+    # the layer above it and the output layer did train
+    fresh = run_script(ROOT / "workflow/scripts/train_am.py", base / "fbank/train", base / "fbank/dev",
+                       base / "tokens/sp.model", tmp_path / "am_random", "--model", json.dumps(AM), "--train",
+                       '{"max_epochs": 1, "batch_frames": 4000, "warmup_steps": 5}', "--features", FBANK,
+                       "--cmvn", "speaker", "--no-progress")
+    assert fresh.returncode == 0
+    random_state = checkpoint.load(tmp_path / "am_random/epoch-1.pt")["model"]
+    assert not torch.equal(am_state["encoder.layers.0.forward_lstm.weight_ih_l0"],
+                           random_state["encoder.layers.0.forward_lstm.weight_ih_l0"])
+
+
+def test_initialize_from_dae_copies_by_name_and_refuses_another_shape():
+    from speechrecipe.dae import DenoisingAutoencoder, initialize_from_dae
+    from speechrecipe.model import CTCModel, ModelConfig
+
+    config = ModelConfig.from_dict({**AM, "input_dim": 40, "vocab_size": 12})
+    torch.manual_seed(0)
+    autoencoder = DenoisingAutoencoder(config, layers=2)
+    model = CTCModel(config)
+    output_before = model.output.weight.clone()
+    copied = initialize_from_dae(model, autoencoder.state_dict())
+    assert len(copied) == 16  # 2 layers x 2 directions x 4 LSTM tensors
+    for name, tensor in autoencoder.state_dict().items():
+        if name.startswith("encoder."):
+            assert torch.equal(model.state_dict()[name], tensor)
+    assert torch.equal(model.output.weight, output_before)
+    wider = CTCModel(ModelConfig.from_dict({**AM, "hidden": 32, "input_dim": 40, "vocab_size": 12}))
+    with pytest.raises(ValueError, match="another am.model"):
+        initialize_from_dae(wider, autoencoder.state_dict())
+    with pytest.raises(ValueError, match="1 to 2"):
+        DenoisingAutoencoder(config, layers=3)
