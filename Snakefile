@@ -13,6 +13,9 @@ configfile: f"{workflow.basedir}/config.yaml"  # defaults; --configfile override
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"  # snakemake --report report.html: this text, the rule graph, exp/<tag>/plots/
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"  # 1. data preparation and validation
 include: "workflow/rules/features.smk"  # 2. fbank/MFCC in nj jobs, CMVN statistics
@@ -22,6 +25,7 @@ include: "workflow/rules/tokens.smk"  # 4a. SentencePiece units
 include: "workflow/rules/am.smk"  # 4b. LSTM-CTC acoustic model
 include: "workflow/rules/decode.smk"  # 5. decoding and scoring
 include: "workflow/rules/lm.smk"  # 5b. optional word n-gram LM and its weight (decode.use_lm)
+include: "workflow/rules/report.smk"  # 6. figures and tables under exp/<tag>/plots/, for snakemake --report
 include: "workflow/rules/export.smk"  # on demand: TorchScript, ONNX and a model bundle
 
 
@@ -32,6 +36,7 @@ localrules:
     score,
     experiment_config,
     results,
+    plots,
 
 
 rule all:
@@ -39,6 +44,7 @@ rule all:
     input:
         f"{EXP}/results.tsv",
         f"{EXP}/RESULTS.md",
+        rules.plots.output,
 
 
 onsuccess:

@@ -288,10 +288,10 @@ def test_the_recipe_trains_the_lm_sweeps_its_weight_and_decodes_with_it(lm_run):
     # Another weight list: the sweep and what depends on it, not the LM itself.
     more = {"decode": {"lm": {"weights": [0.0, 0.5, 1.0]}}}
     assert planned_rules(snakemake(workdir, config, more, args=["-n"])) == \
-        {"lm_weight_sweep", "decode", "score", "results", "experiment_config"}
+        {"lm_weight_sweep", "decode", "score", "results", "experiment_config", "plots"}
     # LM off: decoding no longer asks for the LM stages.
     off = snakemake(workdir, config, {"decode": {"use_lm": False}}, args=["-n"])
-    assert planned_rules(off) == {"decode", "score", "results", "experiment_config"}
+    assert planned_rules(off) == {"decode", "score", "results", "experiment_config", "plots"}
 
 
 def test_without_use_lm_the_dag_has_no_lm_stages(tmp_path):

@@ -93,7 +93,7 @@ def test_wer_files_and_results_table(finished_run):
         assert hyp_utts == ref_utts  # decoding never drops an utterance
         assert "#csid" in (exp / f"decode_{name}/per_utt").read_text()
     rows = (exp / "results.tsv").read_text().splitlines()
-    assert rows[0].split("\t") == ["set", "wer", "cer", "words", "ins", "del", "sub"]
+    assert rows[0].split("\t") == ["set", "wer", "cer", "words", "ins", "del", "sub", "base", "noise", "snr"]
     assert [r.split("\t")[0] for r in rows[1:]] == ["dev", "test", "extra"]
     # The extra test set was validated, copied in, decoded and scored like the others.
     assert (finished_run / "data/synth_digits/extra/validation.txt").exists()
@@ -108,7 +108,7 @@ def test_nothing_changed_means_nothing_to_do(finished_run):
 
 def test_changing_the_beam_reruns_only_decoding_and_scoring(finished_run):
     result = snakemake(finished_run, TINY, {"decode": {"beam_size": 3}}, args=["-n"])
-    assert planned_rules(result) == {"decode", "score", "results", "experiment_config"}
+    assert planned_rules(result) == {"decode", "score", "results", "experiment_config", "plots"}
 
 
 def test_changing_the_model_retrains_but_keeps_the_features(finished_run):
