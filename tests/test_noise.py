@@ -162,3 +162,19 @@ def test_config_rejects_bad_snrs_and_missing_noise_before_any_job(tmp_path):
     result = dry_run({"test_snrs": [5], "noise_dirs": [str(tmp_path / "nowhere")]})
     assert result.returncode != 0
     assert "nowhere' does not exist" in result.stdout + result.stderr
+
+
+def test_compare_systems_lines_up_clean_and_noisy_conditions(tmp_path):
+    header = "set\twer\tcer\twords\tins\tdel\tsub\tbase\tnoise\tsnr\n"
+    rows = {"a": ["test\t10\t8\t100\t0\t0\t10\ttest\tclean\t", "test_sc_5dB\t40\t30\t100\t0\t0\t40\ttest\tsc\t5.0",
+                  "test_sc_0dB\t60\t50\t100\t0\t0\t60\ttest\tsc\t0.0", "dev\t9\t7\t100\t0\t0\t9\tdev\tclean\t"],
+            "b": ["test\t10.5\t8\t100\t0\t0\t10\ttest\tclean\t", "test_sc_5dB\t30\t25\t100\t0\t0\t30\ttest\tsc\t5.0",
+                  "test_sc_0dB\t45\t40\t100\t0\t0\t45\ttest\tsc\t0.0"]}
+    for name, lines in rows.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.tsv").write_text(header + "\n".join(lines) + "\n")
+    out = run_script(ROOT / "workflow/scripts/compare_systems.py", tmp_path / "a", tmp_path / "b",
+                     "--relative-to", tmp_path / "a").stdout.splitlines()
+    assert out[0].split(" | ")[1:] == ["clean", "sc 0 dB", "sc 5 dB |"]
+    assert out[3].endswith("| 10.5 / 8 | 45 / 40 | 30 / 25 |")
+    assert out[-1].endswith("| +5.0 | -25.0 | -25.0 |")
