@@ -18,6 +18,7 @@ def noisy_run(tmp_path_factory):
         pytest.skip(f"Speech Commands noise not found at {NOISE_DIR}")
     workdir = tmp_path_factory.mktemp("noisy_recipe")
     config = copy.deepcopy(TINY)
+    config.pop("test_sets", None)  # test_recipe.py's fixture adds its own test set to TINY
     config["am"].update(init="dae", multi_condition=True)
     config["am"]["train"]["freeze_epochs"] = 1
     config["dae"] = {"threads": 1, "train": {"max_epochs": 2, "batch_frames": 2000}}

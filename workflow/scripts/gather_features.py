@@ -6,6 +6,11 @@
 Writes feats.scp, utt2num_frames, text, utt2spk, spk2utt, utt2dur (speed-perturbed
 copies included) and per-speaker CMVN statistics (cmvn.ark + cmvn.scp, Kaldi's
 layout); fails if any utterance of the data directory has no features.
+
+Every matrix is read back before anything is written: a job archive that is
+truncated or corrupt (a full disk, a copy cut short) is reported by name and
+removed together with its .scp, so that re-running the same snakemake command
+rebuilds that job instead of training on a broken file.
 """
 
 import argparse
@@ -16,7 +21,7 @@ import kaldiio
 
 from speechrecipe.cli import fail, setup_logging
 from speechrecipe.datadir import DataDir
-from speechrecipe.features import accumulate_stats
+from speechrecipe.features import ArchiveError, accumulate_stats, load_matrix
 from speechrecipe.fileio import atomic_path, read_table, write_table
 
 
@@ -35,8 +40,11 @@ def main() -> None:
         return name if factor == 1.0 else f"sp{factor:g}-{name}"
 
     feats_scp: dict[str, str] = {}
+    job_of: dict[str, int] = {}
     for job in range(1, args.nj + 1):
-        feats_scp.update(read_table(out / "data" / f"feats.{job}.scp"))
+        rows = read_table(out / "data" / f"feats.{job}.scp")
+        feats_scp.update(rows)
+        job_of.update(dict.fromkeys(rows, job))
     text, utt2spk, utt2dur = {}, {}, {}
     for factor in args.speed_perturb:
         for utt in data.utterances:
@@ -49,17 +57,31 @@ def main() -> None:
         fail(f"{out}: {len(missing)} utterance(s) have no features (e.g. {missing[:3]}); "
              f"re-run feature extraction for {args.data_dir}.")
 
-    num_frames, by_speaker = {}, {}
+    num_frames, by_speaker, broken = {}, {}, {}
     for utt in sorted(feats_scp):
-        feats = kaldiio.load_mat(feats_scp[utt])
+        try:
+            feats = load_matrix(feats_scp[utt])
+        except ArchiveError as e:
+            broken.setdefault(job_of[utt], f"'{utt}': {e}")
+            continue
         num_frames[utt] = str(len(feats))
         # Accumulated as we go: a large corpus never has to fit in memory.
-        stats = accumulate_stats([feats])
-        by_speaker[utt2spk[utt]] = by_speaker[utt2spk[utt]] + stats if utt2spk[utt] in by_speaker else stats
-    with atomic_path(out / "cmvn.ark") as tmp_ark, atomic_path(out / "cmvn.scp") as tmp_scp:
-        with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
-            for spk in sorted(by_speaker):
-                writer(spk, by_speaker[spk])
+        stats = accumulate_stats([feats]) if len(feats) else None  # shorter than one frame: nothing to add
+        if stats is not None:
+            by_speaker[utt2spk[utt]] = by_speaker[utt2spk[utt]] + stats if utt2spk[utt] in by_speaker else stats
+    if broken:
+        for job in broken:
+            for name in (f"feats.{job}.scp", f"feats.{job}.ark"):  # the index first: no scp without its ark
+                (out / "data" / name).unlink(missing_ok=True)
+        fail(f"{out}/data: the archive(s) of job(s) {', '.join(map(str, sorted(broken)))} are truncated or "
+             f"corrupt ({'; '.join(broken.values())}). They have been removed, not used. Fix: run the same "
+             f"snakemake command again to rebuild them (by hand: make_features.py --job N, then this script).")
+    with atomic_path(out / "cmvn.scp") as tmp_scp:
+        with atomic_path(out / "cmvn.ark") as tmp_ark:
+            with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
+                for spk in sorted(by_speaker):
+                    writer(spk, by_speaker[spk])
+        # The archive is in place; its index goes last.
         lines = tmp_scp.read_text().splitlines()
         tmp_scp.write_text("".join(line.replace(str(tmp_ark), str(out / "cmvn.ark")) + "\n" for line in lines))
 

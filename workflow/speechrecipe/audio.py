@@ -4,7 +4,9 @@ A ``wav.scp`` value is either a path (spaces allowed: the value is the rest of
 the line) or a shell command ending in ``|`` whose standard output is a WAV
 file, as in Kaldi. Audio comes back as float32 mono in [-1, 1] with its sample
 rate; stereo is mixed down, and :func:`read_audio` resamples to ``rate`` when
-one is asked for.
+one is asked for. A :class:`FormatReport` passed to it counts what was changed
+(channels mixed down, rates converted), so that a job can say so in its log
+once instead of silently or once per file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +31,52 @@ def _is_pipe(entry: str) -> bool:
     return entry.rstrip().endswith("|")
 
 
+class FormatReport:
+    """What reading a corpus changed about its recordings, for one summary in the log.
+
+    Stereo (or more channels) is mixed down to mono and other sample rates are
+    resampled to ``target_rate``; both are legitimate, but a user should see
+    that they happened (a corpus expected at 16 kHz that turns out to be 8 kHz
+    telephone speech explains a poor WER).
+    """
+
+    def __init__(self, target_rate: int | None = None):
+        self.target_rate = target_rate
+        self.recordings = 0
+        self.multichannel: list[str] = []
+        self.rates: Counter[int] = Counter()
+        self.examples: dict[int, str] = {}
+
+    def add(self, name: str, rate: int, channels: int) -> None:
+        self.recordings += 1
+        self.rates[rate] += 1
+        self.examples.setdefault(rate, name)
+        if channels > 1:
+            self.multichannel.append(f"{name} ({channels} channels)")
+
+    def lines(self) -> list[str]:
+        """One sentence per change made, naming an example of each; empty when nothing was changed."""
+        out = []
+        if self.multichannel:
+            out.append(f"{len(self.multichannel)} of {self.recordings} recording(s) have more than one channel: "
+                       f"mixed down to mono by averaging the channels (e.g. {', '.join(self.multichannel[:3])})")
+        for rate, count in sorted(self.rates.items()):
+            if self.target_rate is not None and rate != self.target_rate:
+                out.append(f"{count} of {self.recordings} recording(s) at {rate} Hz: resampled to {self.target_rate} Hz "
+                           f"(features.sample_rate; e.g. {self.examples[rate]})")
+        return out
+
+
 def read_audio(
-    entry: str, start: float = 0.0, end: float | None = None, *, rate: int | None = None
+    entry: str, start: float = 0.0, end: float | None = None, *, rate: int | None = None,
+    report: FormatReport | None = None, name: str | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read one ``wav.scp`` entry as (float32 mono samples, sample rate).
 
     ``start``/``end`` (seconds) cut a segment, for data dirs with ``segments``.
     With ``rate`` the audio is resampled to it (and ``rate`` is returned);
-    without, the file's own rate is returned.
+    without, the file's own rate is returned. ``report`` records the file's
+    own rate and channel count (under ``name``, else the entry).
     """
     target_rate = rate
     try:
@@ -67,6 +108,8 @@ def read_audio(
         raise AudioError(f"cannot read audio '{entry}': {e}") from e
     if start or end is not None:
         samples = samples[int(round((start or 0) * rate)): None if end is None else int(round(end * rate))]
+    if report is not None:
+        report.add(name or entry, int(rate), samples.shape[1])
     if samples.shape[1] > 1:
         samples = samples.mean(axis=1, keepdims=True)
     samples = samples[:, 0]

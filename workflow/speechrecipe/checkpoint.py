@@ -64,6 +64,10 @@ def latest_resumable(directory: str | Path, expected_hash: str) -> dict | None:
     changed model starts cleanly without losing the user's earlier run.
     """
     directory = Path(directory)
+    # Temporary files of a save that was killed half-way (fileio.atomic_path): never a checkpoint.
+    for leftover in directory.glob(".epoch-*.pt.*.tmp"):
+        log.warning("removing %s, left by an interrupted save", leftover.name)
+        leftover.unlink(missing_ok=True)
     for epoch, path in reversed(epoch_checkpoints(directory)):
         try:
             ckpt = load(path)

@@ -21,7 +21,7 @@ import kaldiio
 import numpy as np
 import torch
 
-from .features import stats_to_mean_std
+from .features import ArchiveError, archive_of, load_matrix, stats_to_mean_std
 from .fileio import read_table
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,11 @@ class FeatureSet:
         text = read_table(feat_dir / "text")
         utt2spk = read_table(feat_dir / "utt2spk")
         speaker_stats = load_speaker_stats(feat_dir) if cmvn == "speaker" else {}
+        if tokenizer is not None:
+            check_token_coverage(feat_dir / "text", tokenizer)
         self.utterances: list[Utterance] = []
         dropped_short, dropped_long = [], []
-        for utt, feats in kaldiio.load_scp_sequential(str(feat_dir / "feats.scp")):
+        for utt, feats in _load_features(feat_dir / "feats.scp"):
             feats = np.asarray(feats, dtype=np.float32)
             tokens = tokenizer.encode(text[utt]) if tokenizer else []
             # CTC needs at least one output frame per token, plus one between repeated tokens.
@@ -88,8 +90,10 @@ class FeatureSet:
             feats = normalize(feats, cmvn, speaker_stats.get(utt2spk.get(utt)), global_mean_std)
             self.utterances.append(Utterance(utt, feats, tokens, text[utt]))
         if dropped_short:
-            log.warning("%s: dropped %d utterance(s) too short for their transcript after %dx subsampling "
-                        "(e.g. %s)", feat_dir, len(dropped_short), subsampling_factor, ", ".join(dropped_short[:3]))
+            # Like ESPnet's stage 4 (remove_longshortdata): filtered, with a count, never silently.
+            log.warning("%s: dropped %d of %d utterance(s) too short for their transcript after %dx subsampling "
+                        "(e.g. %s)", feat_dir, len(dropped_short), len(self.utterances) + len(dropped_short)
+                        + len(dropped_long), subsampling_factor, ", ".join(dropped_short[:3]))
         if dropped_long:
             log.warning("%s: dropped %d utterance(s) longer than %d frames", feat_dir, len(dropped_long), max_frames)
         if not self.utterances:
@@ -104,6 +108,69 @@ class FeatureSet:
 
     def total_frames(self) -> int:
         return sum(len(u.feats) for u in self.utterances)
+
+
+class TokenCoverageError(ValueError):
+    """Transcripts hold characters the tokenizer cannot represent (they would silently become <unk>)."""
+
+
+def check_token_coverage(text_path: str | Path, tokenizer) -> None:
+    """Fail, naming file, line and characters, when a transcript uses characters outside the token set.
+
+    The tokenizer covers every character of the training text, so this catches a dev or extra
+    training set written in another script, case or normalization than the training set: its
+    targets would be <unk>, and the model would be trained and selected on them without a word.
+    Checked when the data is loaded, before the first epoch.
+    """
+    problems = []
+    with open(text_path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            utt, _, transcript = line.rstrip("\n").partition(" ")
+            unknown = tokenizer.unknown_characters(transcript)
+            if unknown:
+                problems.append(f"{text_path} line {number}: utterance '{utt}' has character(s) "
+                                f"{' '.join(repr(c) for c in sorted(unknown))} outside the token set")
+    if problems:
+        more = f"\n... and {len(problems) - 10} more line(s)." if len(problems) > 10 else ""
+        raise TokenCoverageError(
+            f"{len(problems)} transcript(s) use characters the tokenizer (trained on the training set's text) "
+            "cannot represent:\n" + "\n".join(problems[:10]) + more + "\nFix: normalize these transcripts like "
+            "the training text (case, punctuation, digits as words) in the data directory this set comes from, "
+            "or add text containing the characters to the training set.")
+
+
+def _load_features(scp: Path):
+    """(utt, matrix) of a feats.scp, read sequentially (one open file per archive).
+
+    A damaged archive (truncated by a full disk or a copy cut short: never by a killed job,
+    whose outputs appear only when complete) is not used: the damaged job archive, its index
+    and the set's feats.scp are removed, so that running the same snakemake command again
+    extracts that job's features again, and the error says so.
+    """
+    try:
+        yield from kaldiio.load_scp_sequential(str(scp))
+    except Exception as e:  # noqa: BLE001 - kaldiio raises many types for a damaged archive
+        damaged = _find_damaged_archive(scp)
+        if damaged is None:
+            raise ValueError(f"{scp}: cannot be read ({type(e).__name__}: {e})") from e
+        archive, problem = damaged
+        removed = [p for p in (scp, archive.with_suffix(".scp"), archive) if p.exists()]
+        for path in removed:
+            path.unlink()
+        raise ArchiveError(
+            f"{problem}. Not used: removed {', '.join(map(str, removed))}. Fix: run the same snakemake command "
+            "again; it extracts these features again (by hand: make_features.py for that job, then "
+            "gather_features.py).") from e
+
+
+def _find_damaged_archive(scp: Path) -> tuple[Path, str] | None:
+    """(archive, what is wrong) for the first entry of ``scp`` that cannot be read, or None."""
+    for entry in read_table(scp).values():
+        try:
+            load_matrix(entry)
+        except ArchiveError as e:
+            return archive_of(entry), str(e)
+    return None
 
 
 def bucket_batches(lengths: list[int], max_frames: int, max_batch: int = 256) -> list[list[int]]:

@@ -13,11 +13,12 @@ sums and the frame count, row 1 the sums of squares.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from .audio import read_audio, resample
+from .audio import FormatReport, read_audio, resample
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,15 @@ def speed_perturb(samples: np.ndarray, rate: int, factor: float) -> np.ndarray:
 
 
 def compute(samples: np.ndarray, rate: int, config: FeatureConfig) -> np.ndarray:
-    """Features of one utterance: (frames, dim) float32."""
+    """Features of one utterance: (frames, dim) float32.
+
+    Audio shorter than one analysis window gives (0, dim), as Kaldi's snip-edges framing
+    does, instead of failing: such an utterance is dropped, with a count in the log, where
+    the model's minimum length is known (:class:`speechrecipe.dataset.FeatureSet`).
+    """
     samples = resample(samples, rate, config.sample_rate)
+    if len(samples) < int(config.sample_rate * config.frame_length_ms * 0.001):  # torchaudio's window size
+        return np.zeros((0, config.dim), dtype=np.float32)
     # Kaldi works on 16-bit integer scale; torchaudio's compliance functions expect the same.
     waveform = torch.from_numpy(np.ascontiguousarray(samples) * 32768.0).unsqueeze(0)
     from torchaudio.compliance import kaldi
@@ -77,11 +85,48 @@ def compute(samples: np.ndarray, rate: int, config: FeatureConfig) -> np.ndarray
     return feats.numpy().astype(np.float32)
 
 
-def compute_entry(entry: str, config: FeatureConfig, factor: float = 1.0, segment=None) -> np.ndarray:
-    """Features of one wav.scp entry (optionally a segment of it, optionally speed-perturbed)."""
+def compute_entry(entry: str, config: FeatureConfig, factor: float = 1.0, segment=None,
+                  report: FormatReport | None = None, name: str | None = None) -> np.ndarray:
+    """Features of one wav.scp entry (optionally a segment of it, optionally speed-perturbed).
+
+    ``report`` (see :class:`speechrecipe.audio.FormatReport`) records the recording's own rate
+    and channels under ``name``, so the caller can log what was mixed down and resampled.
+    """
     start, end = (segment[1], segment[2]) if segment else (0.0, None)
-    samples, rate = read_audio(entry, start, end)
+    samples, rate = read_audio(entry, start, end, report=report, name=name)
     return compute(speed_perturb(samples, rate, factor), rate, config)
+
+
+# --- archives -----------------------------------------------------------------
+
+class ArchiveError(ValueError):
+    """A Kaldi archive is missing, truncated or corrupt."""
+
+
+def archive_of(entry: str) -> Path:
+    """The archive a ``feats.scp`` value (``path/feats.3.ark:1234``) points into."""
+    return Path(entry.rpartition(":")[0])
+
+
+def load_matrix(entry: str) -> np.ndarray:
+    """One matrix of an archive, by its scp value; :class:`ArchiveError` when the archive is damaged.
+
+    kaldiio reads a truncated file into a short buffer and fails with whatever numpy or struct
+    says (or, for a cut exactly between matrices, only at the offset past the end): both are
+    turned into one error that names the archive.
+    """
+    import kaldiio
+
+    path, _, offset = entry.rpartition(":")
+    if not Path(path).is_file():
+        raise ArchiveError(f"{path} does not exist")
+    if not offset.isdigit() or int(offset) >= Path(path).stat().st_size:
+        raise ArchiveError(f"{path}: offset {offset} is past its end ({Path(path).stat().st_size} bytes): truncated")
+    try:
+        return np.asarray(kaldiio.load_mat(entry))
+    except Exception as e:  # noqa: BLE001 - kaldiio raises many types for a damaged archive
+        raise ArchiveError(f"{path}: cannot read the matrix at offset {offset} ({type(e).__name__}: {e}): "
+                           "truncated or corrupt") from e
 
 
 # --- CMVN -------------------------------------------------------------------

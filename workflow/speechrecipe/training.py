@@ -249,10 +249,11 @@ def train(model: CTCModel, train_set: FeatureSet, dev_set: FeatureSet, exp_dir: 
                 finite = bool(shared[1] == 0)
                 loss = local * world / len(utts)
             if not finite:
-                bad.append([u.utt for u in utts])
+                bad.append(_nonfinite_utterances(utts, log_probs, out_lengths, targets, target_lengths, device,
+                                                 rank, world))
                 optimizer.zero_grad(set_to_none=True)
                 if len(bad) > config.max_bad_batches:
-                    names = ", ".join(u for b in bad for u in b[:2])
+                    names = ", ".join(u for b in bad for u in b[:3])
                     raise NonFiniteLossError(
                         f"epoch {epoch}: {len(bad)} batches gave a non-finite loss (more than max_bad_batches="
                         f"{config.max_bad_batches}); utterances involved include {names}. Check their audio and "
@@ -307,6 +308,17 @@ def _resume_point(exp_dir: Path, config_hash: str, rank: int, world: int) -> dic
     if rank == 0 or chosen[0] == 0:
         return resumed
     return checkpoint.load(exp_dir / f"epoch-{chosen[0]}.pt")
+
+
+def _nonfinite_utterances(utts, log_probs, out_lengths, targets, target_lengths, device, rank, world) -> list[str]:
+    """The utterances of a batch whose own CTC loss is not finite (all of this rank's when none is alone)."""
+    mine = utts if world == 1 else [utts[i] for i in shard_batch(list(range(len(utts))), rank, world)]
+    with torch.no_grad():
+        per_utterance = torch.nn.functional.ctc_loss(
+            log_probs.float().transpose(0, 1), targets.to(device), out_lengths, target_lengths.to(device),
+            blank=0, reduction="none", zero_infinity=True)
+    named = [u.utt for u, loss in zip(mine, per_utterance.tolist()) if not math.isfinite(loss)]
+    return named or [u.utt for u in mine]
 
 
 def _rank_part(utts: list, feats: torch.Tensor, lengths: torch.Tensor, target_lengths: torch.Tensor,
