@@ -1,13 +1,14 @@
 # The two commands a fresh machine needs (Python 3.11 and the package registries):
 #   make run    install into .venv, run the default recipe, print the results table
 #   make test   install into .venv, run the test suite
+#   make bench  the speed benchmarks of bench/ (figures and commands in BENCHMARKS.md)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 SNAKEMAKE_ARGS ?=
 
-.PHONY: run test install clean-exp dryrun
+.PHONY: run test install clean-exp dryrun bench
 
 install: $(VENV)/.installed
 
@@ -28,3 +29,11 @@ test: install
 
 dryrun: install
 	$(BIN)/snakemake -n --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+# Benchmark-only packages (kaldi-native-fbank) go into the same .venv, never into requirements.txt.
+bench: install
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/feature_throughput.py
+	$(BIN)/python bench/training_overhead.py
+	$(BIN)/python bench/decode_rtf.py
+	bench/pipeline_overhead.sh
