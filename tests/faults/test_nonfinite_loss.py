@@ -62,18 +62,8 @@ def test_more_bad_batches_than_allowed_stop_training_naming_the_utterances(poiso
         train(model_for(tok), train_set, dev_set, tmp_path, TrainConfig.from_dict({**TRAIN, "max_bad_batches": 1}),
               "hash", device=torch.device("cpu"), progress=False)
     message = str(info.value)
-    assert "max_bad_batches=1" in message and "epoch 1" in message
-    assert not (tmp_path / "epoch-1.pt").exists()
+    assert "epoch 1: 2 batches gave a non-finite loss (more than max_bad_batches=1)" in message
+    assert "utterances involved" in message
     for utt in bad:
         assert utt in message, f"{utt} (non-finite features) is not named: {message}"
-
-
-def test_more_bad_batches_than_allowed_stop_training_with_a_message(poisoned, tmp_path):
-    train_set, dev_set, tok, bad = poisoned
-    with pytest.raises(NonFiniteLossError) as info:
-        train(model_for(tok), train_set, dev_set, tmp_path, TrainConfig.from_dict({**TRAIN, "max_bad_batches": 1}),
-              "hash", device=torch.device("cpu"), progress=False)
-    message = str(info.value)
-    assert "2 batches gave a non-finite loss (more than max_bad_batches=1)" in message
-    assert "utterances involved" in message
     assert not (tmp_path / "epoch-1.pt").exists(), "an epoch with too many bad batches was saved"

@@ -9,8 +9,8 @@ AM_INIT = f"{EXP}/dae/final.pt" if config["am"]["init"] == "dae" else config["am
 # Multi-condition training adds the noisy copy of train_set (noise.smk) to the training data.
 AM_EXTRA_TRAIN = [*config["am"]["extra_train"],
                   *([f"{FEATS}/{config['train_set']}_noisy"] if config["am"]["multi_condition"] else [])]
-# freeze_epochs: 0 is left out of the training config, so experiments that predate the knob keep
-# their parameters (and checkpoints: its hash) unchanged.
+# Keys at their TrainConfig.HASHED_UNLESS values (freeze_epochs: 0) are left out of the params, so
+# that experiments which predate them are not re-run (train_am.py leaves them out of the hash too).
 AM_TRAIN = {k: v for k, v in config["am"]["train"].items() if not (k == "freeze_epochs" and v == 0)}
 
 

@@ -109,9 +109,7 @@ def main() -> None:
     # What identifies this training run: resuming is allowed only from checkpoints of the same one.
     hashed = {"model": model_config.to_dict(), "cmvn": args.cmvn, "init": args.init, "extra_train": args.extra_train, "train_dir": args.train_dir,
               "tokenizer": tokenizer.pieces, "features": args.features,
-              # freeze_epochs 0 left out: checkpoints from before the knob existed stay resumable
-              "train": {k: v for k, v in vars(train_config).items()
-                        if k not in TrainConfig.NOT_HASHED and not (k == "freeze_epochs" and v == 0)}}
+              "train": train_config.hashed()}
     extra = {"tokenizer": tokenizer.model_bytes, "cmvn": {"mode": args.cmvn, "global_stats": torch.from_numpy(stats)},
              "feature_config": args.features}
     # use_gpu false never asks CUDA anything

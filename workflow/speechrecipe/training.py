@@ -84,6 +84,14 @@ class TrainConfig:
     # Keys that only say how long to train or how to finish: changing them
     # continues from the existing checkpoints instead of starting over (ESPnet #5601).
     NOT_HASHED = ("max_epochs", "patience", "average_best", "max_bad_batches", "select_by")
+    # Keys added after checkpoints already existed: left out of the hash at these values, so that
+    # those checkpoints stay resumable (workflow/rules/am.smk leaves them out of the rule's params too).
+    HASHED_UNLESS = {"freeze_epochs": 0}
+
+    def hashed(self) -> dict:
+        """What identifies the training run (the rest only says how long to train or how to finish)."""
+        return {k: v for k, v in vars(self).items()
+                if k not in self.NOT_HASHED and not (k in self.HASHED_UNLESS and self.HASHED_UNLESS[k] == v)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
