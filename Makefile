@@ -1,6 +1,6 @@
 # The two commands a fresh machine needs (Python 3.11 and the package registries):
 #   make run    install into .venv, run the default recipe, print the results table
-#   make test   install into .venv, run the test suite
+#   make test   install into .venv, run the linters (make lint) and the test suite
 #   make bench  the speed benchmarks of bench/ (figures and commands in BENCHMARKS.md)
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 SNAKEMAKE_ARGS ?=
 
-.PHONY: run test install clean-exp dryrun bench
+.PHONY: run test lint install clean-exp dryrun bench
 
 install: $(VENV)/.installed
 
@@ -24,8 +24,17 @@ run: install
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
 	@echo; cat exp/$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('config.yaml'))['tag'])")/results.tsv
 
-test: install
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The project's linters (configured in pyproject.toml): ruff (rules and formatting) for the Python
+# code, snakefmt for the Snakefile and rule files, and snakemake --lint (tests/lint_workflow.py says
+# which lint family is set aside, and why).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/python tests/lint_workflow.py
 
 dryrun: install
 	$(BIN)/snakemake -n --cores $(CORES) $(SNAKEMAKE_ARGS)

@@ -52,5 +52,7 @@ onsuccess:
 
 
 onerror:
-    print("\nA job failed: its log is printed above (and lies under exp/). Fix the cause and run the same"
-          " command again; finished steps are kept and training resumes from its last epoch.")
+    print(
+        "\nA job failed: its log is printed above (and lies under exp/). Fix the cause and run the same"
+        " command again; finished steps are kept and training resumes from its last epoch."
+    )

@@ -12,17 +12,32 @@ import soundfile
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from speechrecipe.dataset import FeatureSet, Utterance, normalize  # noqa: E402
-from speechrecipe.features import FeatureConfig, accumulate_stats, compute, stats_to_mean_std  # noqa: E402
-from speechrecipe.text import DIGIT_WORDS  # noqa: E402
-from speechrecipe import tokens  # noqa: E402
+from speechrecipe import tokens
+from speechrecipe.cmvn import accumulate_stats, normalize, stats_to_mean_std
+from speechrecipe.config import FeatureConfig
+from speechrecipe.dataset import FeatureSet, Utterance
+from speechrecipe.features import compute
+from speechrecipe.text import DIGIT_WORDS
 
 FSDD = ROOT.parent / "shared" / "data" / "fsdd" / "recordings"
 FEATURES = FeatureConfig(type="mfcc", num_ceps=13, num_mel_bins=23, sample_rate=8000)  # conf/fsdd.yaml
-MODEL = {"hidden": 128, "layers": 2, "bidirectional": True, "subsampling": "stack", "subsampling_factor": 3,
-         "dropout": 0.3}
-TRAIN = {"batch_frames": 2000, "lr": 0.002, "warmup_steps": 100, "patience": 0, "average_best": 3, "seed": 1,
-         "specaug": {"freq_masks": 2, "freq_width": 5, "time_masks": 2, "time_width": 0.05}}
+MODEL = {
+    "hidden": 128,
+    "layers": 2,
+    "bidirectional": True,
+    "subsampling": "stack",
+    "subsampling_factor": 3,
+    "dropout": 0.3,
+}
+TRAIN = {
+    "batch_frames": 2000,
+    "lr": 0.002,
+    "warmup_steps": 100,
+    "patience": 0,
+    "average_best": 3,
+    "seed": 1,
+    "specaug": {"freq_masks": 2, "freq_width": 5, "time_masks": 2, "time_width": 0.05},
+}
 
 
 def fsdd_sets(train_speakers, dev_speakers, takes, workdir: Path):
@@ -46,7 +61,9 @@ def fsdd_sets(train_speakers, dev_speakers, takes, workdir: Path):
             stats = accumulate_stats([f for _, s, f, _ in raw if s == spk])
             for utt, s, feats, text in raw:
                 if s == spk:
-                    data.utterances.append(Utterance(utt, normalize(feats, "speaker", stats), tokenizer.encode(text), text))
+                    data.utterances.append(
+                        Utterance(utt, normalize(feats, "speaker", stats), tokenizer.encode(text), text)
+                    )
         sets.append(data)
         seconds.append(audio)
     return sets[0], sets[1], tokenizer, seconds

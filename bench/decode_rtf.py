@@ -19,13 +19,17 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import FEATURES, MODEL, TRAIN, fsdd_sets, global_stats_of
-from speechrecipe.dataset import bucket_batches, collate
-from speechrecipe.decoding import BeamSearch, Recognizer
-from speechrecipe.model import CTCModel, ModelConfig
+
+from speechrecipe.batching import bucket_batches
+from speechrecipe.config import AMTrainConfig, ModelConfig
+from speechrecipe.ctc_task import CTCTask
+from speechrecipe.dataset import collate
+from speechrecipe.decoding import BeamSearch
+from speechrecipe.model import CTCModel
+from speechrecipe.recognizer import Recognizer
 from speechrecipe.scoring import edit_distance
-from speechrecipe.training import TrainConfig, train
+from speechrecipe.trainer import train
 
 
 def main() -> None:
@@ -37,20 +41,35 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        train_set, test_set, tokenizer, (_, audio) = fsdd_sets(["george", "jackson", "lucas"], ["nicolas"], range(50),
-                                                                scratch)
+        train_set, test_set, tokenizer, (_, audio) = fsdd_sets(
+            ["george", "jackson", "lucas"], ["nicolas"], range(50), scratch
+        )
         torch.manual_seed(1)
-        model = CTCModel(ModelConfig.from_dict({**MODEL, "input_dim": train_set.dim, "vocab_size": tokenizer.vocab_size}))
-        extra = {"tokenizer": tokenizer.model_bytes,
-                 "cmvn": {"mode": "speaker", "global_stats": torch.from_numpy(global_stats_of(train_set))},
-                 "feature_config": {"frame_shift_ms": FEATURES.frame_shift_ms}}
+        model = CTCModel(
+            ModelConfig.from_dict({**MODEL, "input_dim": train_set.dim, "vocab_size": tokenizer.vocab_size})
+        )
+        extra = {
+            "tokenizer": tokenizer.model_bytes,
+            "cmvn": {"mode": "speaker", "global_stats": torch.from_numpy(global_stats_of(train_set))},
+            "feature_config": FEATURES.to_dict(),
+        }
         started = time.perf_counter()
-        final = train(model, train_set, test_set, scratch / "am", TrainConfig.from_dict({**TRAIN, "max_epochs": args.epochs}),
-                      "bench", extra, device=torch.device("cpu"), progress=False)
-        print(f"trained {args.epochs} epochs on {len(train_set)} utterances in {time.perf_counter() - started:.0f} s; "
-              f"decoding {len(test_set)} utterances of an unseen speaker, {audio:.0f} s of audio, "
-              f"{args.threads} thread(s)")
-        recognizer = Recognizer.from_checkpoint(final)
+        config = AMTrainConfig.from_dict({**TRAIN, "max_epochs": args.epochs})
+        final = train(
+            CTCTask(model, train_set, test_set, config.specaug),
+            scratch / "am",
+            config,
+            "bench",
+            extra,
+            device=torch.device("cpu"),
+            progress=False,
+        )
+        print(
+            f"trained {args.epochs} epochs on {len(train_set)} utterances in {time.perf_counter() - started:.0f} s; "
+            f"decoding {len(test_set)} utterances of an unseen speaker, {audio:.0f} s of audio, "
+            f"{args.threads} thread(s)"
+        )
+        recognizer = Recognizer(final)
         batches = bucket_batches([len(u.feats) for u in test_set.utterances], 20000)  # decode.py's default
         for name, search in (("greedy", None), (f"beam {args.beam}", BeamSearch(tokenizer.pieces, args.beam))):
             best, errors, words = float("inf"), 0, 0
@@ -66,7 +85,9 @@ def main() -> None:
             for u in test_set.utterances:
                 errors += edit_distance(u.text.split(), hyps[u.utt].split())
                 words += len(u.text.split())
-            print(f"{name}: real-time factor {best / audio:.5f} ({best:.2f} s for {audio:.0f} s; WER {100 * errors / words:.1f}%)")
+            print(
+                f"{name}: real-time factor {best / audio:.5f} ({best:.2f} s for {audio:.0f} s; WER {100 * errors / words:.1f}%)"
+            )
 
 
 if __name__ == "__main__":

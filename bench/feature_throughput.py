@@ -30,11 +30,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-import kaldiio  # noqa: E402
-import soundfile  # noqa: E402
-import torch  # noqa: E402
+import kaldiio
+import soundfile
+import torch
 
-from speechrecipe.features import FeatureConfig, compute  # noqa: E402
+from speechrecipe.config import FeatureConfig
+from speechrecipe.features import compute
 
 
 def recipe_fbank(path: str, bins: int):
@@ -71,8 +72,10 @@ def float64_fbank(path: str, bins: int):
 
 def differences(a: dict, b: dict) -> str:
     d = np.concatenate([np.abs(a[k] - b[k]).ravel() for k in a if len(a[k])])
-    return (f"largest {d.max():.1e}, 99.99th percentile {np.percentile(d, 99.99):.1e}, "
-            f"{100 * (d > 1e-3).mean():.4f}% of values off by more than 1e-3")
+    return (
+        f"largest {d.max():.1e}, 99.99th percentile {np.percentile(d, 99.99):.1e}, "
+        f"{100 * (d > 1e-3).mean():.4f}% of values off by more than 1e-3"
+    )
 
 
 def run(method, files, bins, ark):
@@ -103,10 +106,29 @@ def stage_scaling(files, scratch: Path):
     results = {}
     for nj in (1, 2):
         started = time.perf_counter()
-        jobs = [subprocess.Popen([sys.executable, str(ROOT / "workflow/scripts/make_features.py"), str(scratch / "data"),
-                                  str(scratch / f"fbank{nj}"), "--job", str(j), "--nj", str(nj), "--config", config,
-                                  "--speed-perturb", "0.9", "1.0", "1.1"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for j in range(1, nj + 1)]
+        jobs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "workflow/scripts/make_features.py"),
+                    str(scratch / "data"),
+                    str(scratch / f"fbank{nj}"),
+                    "--job",
+                    str(j),
+                    "--nj",
+                    str(nj),
+                    "--config",
+                    config,
+                    "--speed-perturb",
+                    "0.9",
+                    "1.0",
+                    "1.1",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for j in range(1, nj + 1)
+        ]
         cpu = []
         for job in jobs:
             _, status, usage = os.wait4(job.pid, 0)
@@ -119,14 +141,18 @@ def stage_scaling(files, scratch: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "data"), help="folder with fsdd/ and ljspeech/")
+    parser.add_argument(
+        "--corpus", default=str(ROOT.parent / "shared" / "data"), help="folder with fsdd/ and ljspeech/"
+    )
     parser.add_argument("--max-files", type=int, default=0, help="at most this many files per corpus (0: all)")
     parser.add_argument("--bins", type=int, default=80)
     args = parser.parse_args()
     torch.set_num_threads(1)  # per core, as each feature job runs
     corpus = Path(args.corpus)
-    sets = {"FSDD (8 kHz)": sorted((corpus / "fsdd/recordings").glob("*.wav")),
-            "LJ Speech (22.05 kHz)": sorted((corpus / "ljspeech/wavs").glob("*.wav"))}
+    sets = {
+        "FSDD (8 kHz)": sorted((corpus / "fsdd/recordings").glob("*.wav")),
+        "LJ Speech (22.05 kHz)": sorted((corpus / "ljspeech/wavs").glob("*.wav")),
+    }
     print(f"machine: {os.cpu_count()} cores, torch {torch.__version__} with 1 thread")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -138,27 +164,37 @@ def main() -> None:
             for method in (recipe_fbank, knf_fbank):  # warm-up: imports, kernels, file cache
                 run(method, files[:5], args.bins, scratch / "warm.ark")
             results = {}
-            for label, method in (("recipe (torchaudio.compliance.kaldi)", recipe_fbank),
-                                  ("kaldi-native-fbank", knf_fbank)):
+            for label, method in (
+                ("recipe (torchaudio.compliance.kaldi)", recipe_fbank),
+                ("kaldi-native-fbank", knf_fbank),
+            ):
                 feats, audio, wall, cpu = run(method, files, args.bins, scratch / "out.ark")
                 results[label] = feats
-                print(f"{name}, {len(files)} files, {audio:.0f} s of audio: {label}: {audio / cpu:.0f}x real time per "
-                      f"CPU second ({audio / wall:.0f}x per wall second; {cpu:.2f} s CPU, {wall:.2f} s wall)")
+                print(
+                    f"{name}, {len(files)} files, {audio:.0f} s of audio: {label}: {audio / cpu:.0f}x real time per "
+                    f"CPU second ({audio / wall:.0f}x per wall second; {cpu:.2f} s CPU, {wall:.2f} s wall)"
+                )
             ours, theirs = results.values()
             assert all(len(ours[k]) == len(theirs[k]) for k in ours), "frame counts differ"
             exact = {path.stem: float64_fbank(str(path), args.bins) for path in files}
             print(f"{name}: |recipe - kaldi-native-fbank|: {differences(ours, theirs)}")
-            print(f"{name}: against the float64 computation: recipe {differences(ours, exact)}; "
-                  f"kaldi-native-fbank {differences(theirs, exact)}")
+            print(
+                f"{name}: against the float64 computation: recipe {differences(ours, exact)}; "
+                f"kaldi-native-fbank {differences(theirs, exact)}"
+            )
         fsdd = sets["FSDD (8 kHz)"][: args.max_files] if args.max_files else sets["FSDD (8 kHz)"]
         if fsdd:
             results = stage_scaling(fsdd, scratch)
-            print(f"make_features.py over {len(fsdd)} FSDD files, resampled to 16 kHz, speed factors 0.9 1.0 1.1, "
-                  "start-up included:")
+            print(
+                f"make_features.py over {len(fsdd)} FSDD files, resampled to 16 kHz, speed factors 0.9 1.0 1.1, "
+                "start-up included:"
+            )
             for nj, (wall, cpu) in results.items():
                 print(f"  nj={nj}: {wall:.2f} s wall; CPU per job {', '.join(f'{c:.2f} s' for c in cpu)}")
-            print(f"  wall speed-up {results[1][0] / results[2][0]:.2f}x; the slowest job's CPU time went from "
-                  f"{max(results[1][1]):.2f} s to {max(results[2][1]):.2f} s")
+            print(
+                f"  wall speed-up {results[1][0] / results[2][0]:.2f}x; the slowest job's CPU time went from "
+                f"{max(results[1][1]):.2f} s to {max(results[2][1]):.2f} s"
+            )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Data: FSDD, speakers george, jackson, lucas as training set and nicolas as dev s
 of every digit), MFCC and speaker CMVN as in conf/fsdd.yaml; the model and batch settings of
 conf/fsdd.yaml (2x128 BiLSTM, frame stacking by 3, 2000 padded frames per batch).
 
-- recipe: speechrecipe.training.train() as train_am.py runs it: length-bucketed batches in a
+- recipe: speechrecipe.trainer.train() as train_am.py runs it: length-bucketed batches in a
   seeded order, SpecAugment, warm-up schedule, gradient clipping, a dev pass, a checkpoint and a
   history row after every epoch, the averaged final.pt at the end. Run once as configured and once
   without SpecAugment (which is modelling, not overhead).
@@ -29,11 +29,15 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import MODEL, TRAIN, fsdd_sets
-from speechrecipe.dataset import bucket_batches, collate, epoch_order
-from speechrecipe.model import CTCModel, ModelConfig
-from speechrecipe.training import TrainConfig, learning_rate, train
+
+from speechrecipe.batching import bucket_batches, epoch_order
+from speechrecipe.config import AMTrainConfig, ModelConfig
+from speechrecipe.ctc_task import CTCTask
+from speechrecipe.dataset import collate
+from speechrecipe.model import CTCModel
+from speechrecipe.schedule import learning_rate
+from speechrecipe.trainer import train
 
 
 def new_model(dim: int, vocab: int) -> CTCModel:
@@ -41,7 +45,7 @@ def new_model(dim: int, vocab: int) -> CTCModel:
     return CTCModel(ModelConfig.from_dict({**MODEL, "input_dim": dim, "vocab_size": vocab}))
 
 
-def bare_loop(model, data, config: TrainConfig, device, amp: bool) -> None:
+def bare_loop(model, data, config: AMTrainConfig, device, amp: bool) -> None:
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -56,9 +60,15 @@ def bare_loop(model, data, config: TrainConfig, device, amp: bool) -> None:
                 group["lr"] = learning_rate(step, config.lr, config.warmup_steps)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                 log_probs, out_lengths = model(feats.to(device), lengths.to(device))
-            loss = torch.nn.functional.ctc_loss(log_probs.float().transpose(0, 1), targets.to(device), out_lengths,
-                                                target_lengths.to(device), blank=0, reduction="sum",
-                                                zero_infinity=True) / len(utts)
+            loss = torch.nn.functional.ctc_loss(
+                log_probs.float().transpose(0, 1),
+                targets.to(device),
+                out_lengths,
+                target_lengths.to(device),
+                blank=0,
+                reduction="sum",
+                zero_infinity=True,
+            ) / len(utts)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -78,8 +88,12 @@ class GpuSampler:
 
     def _run(self):
         while self.running:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True)
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if out.returncode == 0 and out.stdout.strip():
                 self.samples.append(float(out.stdout.split()[0]))
             time.sleep(0.2)
@@ -109,30 +123,45 @@ def main() -> None:
     amp = device.type == "cuda"
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        train_set, dev_set, tokenizer, _ = fsdd_sets(["george", "jackson", "lucas"], ["nicolas"], range(args.takes),
-                                                      scratch)
+        train_set, dev_set, tokenizer, _ = fsdd_sets(
+            ["george", "jackson", "lucas"], ["nicolas"], range(args.takes), scratch
+        )
         lengths = [len(u.feats) for u in train_set.utterances]
         frames = sum(lengths) * args.epochs
-        print(f"data: {len(train_set)} training utterances ({sum(lengths)} frames), {len(dev_set)} dev; "
-              f"{args.epochs} epochs; {args.threads} thread(s); device {device}{' (mixed precision)' if amp else ''}")
+        print(
+            f"data: {len(train_set)} training utterances ({sum(lengths)} frames), {len(dev_set)} dev; "
+            f"{args.epochs} epochs; {args.threads} thread(s); device {device}{' (mixed precision)' if amp else ''}"
+        )
         for batch_frames in (TRAIN["batch_frames"], 4000, 20000):
             batches = bucket_batches(lengths, batch_frames)
             padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
-            print(f"length-bucketed batches of {batch_frames} frames: {len(batches)} batches, padding "
-                  f"{100 * (padded - sum(lengths)) / padded:.1f}% of frames")
-        config = TrainConfig.from_dict({**TRAIN, "max_epochs": args.epochs})
-        no_specaug = TrainConfig.from_dict({**TRAIN, "max_epochs": args.epochs, "specaug": {}})
+            print(
+                f"length-bucketed batches of {batch_frames} frames: {len(batches)} batches, padding "
+                f"{100 * (padded - sum(lengths)) / padded:.1f}% of frames"
+            )
+        config = AMTrainConfig.from_dict({**TRAIN, "max_epochs": args.epochs})
+        no_specaug = config.replace(specaug=config.specaug.replace(freq_masks=0, time_masks=0))
 
         def recipe(cfg):
             def go():
-                train(new_model(train_set.dim, tokenizer.vocab_size), train_set, dev_set,
-                      tempfile.mkdtemp(dir=scratch), cfg, "bench", device=device, progress=False)
+                train(
+                    CTCTask(new_model(train_set.dim, tokenizer.vocab_size), train_set, dev_set, cfg.specaug),
+                    tempfile.mkdtemp(dir=scratch),
+                    cfg,
+                    "bench",
+                    device=device,
+                    progress=False,
+                )
+
             return go
 
-        variants = {"bare PyTorch loop": lambda: bare_loop(new_model(train_set.dim, tokenizer.vocab_size), train_set,
-                                                           no_specaug, device, amp),
-                    "recipe, without SpecAugment": recipe(no_specaug),
-                    "recipe, as configured (SpecAugment)": recipe(config)}
+        variants = {
+            "bare PyTorch loop": lambda: bare_loop(
+                new_model(train_set.dim, tokenizer.vocab_size), train_set, no_specaug, device, amp
+            ),
+            "recipe, without SpecAugment": recipe(no_specaug),
+            "recipe, as configured (SpecAugment)": recipe(config),
+        }
         best = {name: float("inf") for name in variants}
         utilization = {}
         for _ in range(2):
@@ -151,8 +180,10 @@ def main() -> None:
         bare = best["bare PyTorch loop"]
         for name, seconds in best.items():
             extra = f", GPU utilization {utilization[name]:.0f}%" if name in utilization else ""
-            print(f"{name}: {frames / seconds:,.0f} frames/s ({seconds:.2f} s; {100 * (seconds / bare - 1):+.1f}% "
-                  f"against the bare loop{extra})")
+            print(
+                f"{name}: {frames / seconds:,.0f} frames/s ({seconds:.2f} s; {100 * (seconds / bare - 1):+.1f}% "
+                f"against the bare loop{extra})"
+            )
 
 
 if __name__ == "__main__":

@@ -55,11 +55,11 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-
-from speechrecipe.audio import AudioError, read_audio, write_wav  # noqa: E402
-from speechrecipe.datadir import DataDir, DataDirError, validate  # noqa: E402
-from speechrecipe.text import DIGIT_WORDS, normalize  # noqa: E402
+from speechrecipe.audio import read_audio, write_wav
+from speechrecipe.cli import run_preparation
+from speechrecipe.corpus import CorpusError, save_sets
+from speechrecipe.datadir import DataDir
+from speechrecipe.text import DIGIT_WORDS, normalize
 
 log = logging.getLogger("fsdd")
 
@@ -73,10 +73,6 @@ WORDS_PER_UTTERANCE = (2, 6)  # inclusive
 # The "silence" is noise at about -80 dBFS (a few 16-bit steps), not digital zero,
 # so that log filterbank features of the gaps stay finite and unremarkable.
 SILENCE_STD = 1e-4
-
-
-class CorpusError(RuntimeError):
-    """The corpus is missing or not laid out as expected; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -149,15 +145,20 @@ def scan(recordings: Path) -> dict[str, list[Recording]]:
             Recording(f"{speaker}-{path.stem}", speaker, int(digit), os.path.abspath(path))
         )
     if ignored:
-        log.warning("%s: ignored %d .wav file(s) not named {digit}_{speaker}_{take}.wav, e.g. %s",
-                    recordings, len(ignored), ignored[0])
+        log.warning(
+            "%s: ignored %d .wav file(s) not named {digit}_{speaker}_{take}.wav, e.g. %s",
+            recordings,
+            len(ignored),
+            ignored[0],
+        )
     for records in by_speaker.values():
         records.sort(key=lambda r: r.utt.encode("utf-8"))
     return by_speaker
 
 
-def split_speakers(speakers: list[str], dev: list[str], test: list[str],
-                   train: list[str] | None = None) -> dict[str, list[str]]:
+def split_speakers(
+    speakers: list[str], dev: list[str], test: list[str], train: list[str] | None = None
+) -> dict[str, list[str]]:
     """Speakers of train, dev and test: ``train`` None means every speaker not in dev or test."""
     known = set(speakers)
     for option, chosen in (("--dev-speakers", dev), ("--test-speakers", test), ("--train-speakers", train or [])):
@@ -169,23 +170,31 @@ def split_speakers(speakers: list[str], dev: list[str], test: list[str],
             )
     both = sorted(set(dev) & set(test))
     if both:
-        raise CorpusError(f"speaker(s) {', '.join(both)} are in both --dev-speakers and --test-speakers. "
-                          "Fix: hold each speaker out once, so that dev and test are speaker-disjoint.")
+        raise CorpusError(
+            f"speaker(s) {', '.join(both)} are in both --dev-speakers and --test-speakers. "
+            "Fix: hold each speaker out once, so that dev and test are speaker-disjoint."
+        )
     if train is not None:
         if not train:
-            raise CorpusError("--train-speakers names no speaker. Fix: name at least one, or leave it out "
-                              "to train on every speaker not in dev or test.")
+            raise CorpusError(
+                "--train-speakers names no speaker. Fix: name at least one, or leave it out "
+                "to train on every speaker not in dev or test."
+            )
         held_out = sorted(set(train) & (set(dev) | set(test)))
         if held_out:
-            raise CorpusError(f"speaker(s) {', '.join(held_out)} are in --train-speakers and held out in "
-                              "--dev-speakers or --test-speakers. Fix: train on other speakers, so that "
-                              "training stays speaker-disjoint from dev and test.")
+            raise CorpusError(
+                f"speaker(s) {', '.join(held_out)} are in --train-speakers and held out in "
+                "--dev-speakers or --test-speakers. Fix: train on other speakers, so that "
+                "training stays speaker-disjoint from dev and test."
+            )
         train = sorted(set(train))
     else:
         train = sorted(known - set(dev) - set(test))
     if not train:
-        raise CorpusError("--dev-speakers and --test-speakers leave no speaker for training. "
-                          f"Fix: hold out fewer of {', '.join(sorted(known))}.")
+        raise CorpusError(
+            "--dev-speakers and --test-speakers leave no speaker for training. "
+            f"Fix: hold out fewer of {', '.join(sorted(known))}."
+        )
     return {"train": train, "dev": sorted(set(dev)), "test": sorted(set(test))}
 
 
@@ -205,7 +214,7 @@ def isolated_set(by_speaker: dict[str, list[Recording]], speakers: list[str]) ->
 
 
 def silence(rng: np.random.Generator, low: float, high: float) -> np.ndarray:
-    n = int(round(rng.uniform(low, high) * RATE))
+    n = round(rng.uniform(low, high) * RATE)
     return (rng.standard_normal(n) * SILENCE_STD).astype(np.float32)
 
 
@@ -283,8 +292,12 @@ def prepare(
     by_speaker = scan(recordings)
     if not by_speaker:
         raise CorpusError(f"{recordings}: no {{digit}}_{{speaker}}_{{take}}.wav files. Fix: check --corpus-dir.")
-    splits = split_speakers(sorted(by_speaker), list(dev_speakers), list(test_speakers),
-                            None if train_speakers is None else list(train_speakers))
+    splits = split_speakers(
+        sorted(by_speaker),
+        list(dev_speakers),
+        list(test_speakers),
+        None if train_speakers is None else list(train_speakers),
+    )
     log.info("speakers: %s", "; ".join(f"{s}: {' '.join(v)}" for s, v in splits.items()))
 
     sets: dict[str, DataDir] = {}
@@ -300,41 +313,58 @@ def prepare(
     else:
         sets["train_all"], sets["dev_all"] = sets["train"], sets["dev"]
 
-    for name, d in sets.items():
-        d.save(out_dir / name)
-        validate(out_dir / name)
-        log.info("%-16s %s", name, d.summary())
-    return sets
+    return save_sets(out_dir, sets, log)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", required=True, help="where the data directories go, e.g. data/fsdd")
-    parser.add_argument("--corpus-dir", default="../shared/data/fsdd",
-                        help="FSDD folder (holding recordings/) or recordings/ itself (default: %(default)s)")
+    parser.add_argument(
+        "--corpus-dir",
+        default="../shared/data/fsdd",
+        help="FSDD folder (holding recordings/) or recordings/ itself (default: %(default)s)",
+    )
     parser.add_argument("--dev-speakers", nargs="+", default=["nicolas"], help="default: %(default)s")
     parser.add_argument("--test-speakers", nargs="+", default=["yweweler"], help="default: %(default)s")
-    parser.add_argument("--train-speakers", nargs="+", default=None,
-                        help="speakers of train and train_connected (default: every speaker not in dev or test)")
-    parser.add_argument("--connected-per-speaker", type=int, default=100,
-                        help="connected-digit utterances per speaker and set; 0 for none (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the connected-digit generator (default: %(default)s)")
-    parser.add_argument("--download", action=argparse.BooleanOptionalAction, default=True,
-                        help="download a missing corpus from GitHub; --no-download fails instead (default: download)")
+    parser.add_argument(
+        "--train-speakers",
+        nargs="+",
+        default=None,
+        help="speakers of train and train_connected (default: every speaker not in dev or test)",
+    )
+    parser.add_argument(
+        "--connected-per-speaker",
+        type=int,
+        default=100,
+        help="connected-digit utterances per speaker and set; 0 for none (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the connected-digit generator (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--download",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="download a missing corpus from GitHub; --no-download fails instead (default: download)",
+    )
     args = parser.parse_args(argv)
     if args.connected_per_speaker < 0:
         parser.error("--connected-per-speaker must be 0 or more")
     if args.seed < 0:
         parser.error("--seed must be 0 or more")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        prepare(args.out_dir, args.corpus_dir, args.dev_speakers, args.test_speakers,
-                args.connected_per_speaker, args.seed, download=args.download,
-                train_speakers=args.train_speakers)
-    except (CorpusError, DataDirError, AudioError) as e:
-        log.error("%s", e)
-        return 1
-    return 0
+    return run_preparation(
+        log,
+        lambda: prepare(
+            args.out_dir,
+            args.corpus_dir,
+            args.dev_speakers,
+            args.test_speakers,
+            args.connected_per_speaker,
+            args.seed,
+            download=args.download,
+            train_speakers=args.train_speakers,
+        ),
+    )
 
 
 if __name__ == "__main__":

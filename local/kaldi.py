@@ -47,11 +47,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-
-from speechrecipe.audio import AudioError, duration  # noqa: E402
-from speechrecipe.datadir import DataDir, DataDirError, validate  # noqa: E402
-from speechrecipe.fileio import atomic_path, read_table, write_table  # noqa: E402
+from speechrecipe.audio import AudioError, duration
+from speechrecipe.cli import run_preparation
+from speechrecipe.corpus import CorpusError
+from speechrecipe.datadir import DataDir, DataDirError, validate
+from speechrecipe.fileio import atomic_path, read_table, write_table
 
 log = logging.getLogger("kaldi")
 
@@ -60,7 +60,7 @@ OPTIONAL = ("segments", "utt2dur")
 SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class KaldiImportError(RuntimeError):
+class KaldiImportError(CorpusError):
     """A ``--set`` argument is unusable; the message says how to fix it."""
 
 
@@ -71,8 +71,10 @@ def parse_sets(specs: list[str]) -> dict[str, Path]:
         if not sep or not path:
             raise KaldiImportError(f"--set {spec!r}: expected NAME=PATH, e.g. train=/kaldi/egs/x/s5/data/train.")
         if not SET_NAME.match(name):
-            raise KaldiImportError(f"--set {spec!r}: the name {name!r} must be a plain folder name "
-                               "(letters, digits, '_', '-', '.'), e.g. train.")
+            raise KaldiImportError(
+                f"--set {spec!r}: the name {name!r} must be a plain folder name "
+                "(letters, digits, '_', '-', '.'), e.g. train."
+            )
         if name in sets:
             raise KaldiImportError(f"--set {name}= is given twice. Fix: one source per set name.")
         sets[name] = Path(path)
@@ -111,8 +113,12 @@ def import_set(name: str, source: Path, target: Path, check_audio: bool = True) 
         elif (target / table).exists():
             (target / table).unlink()  # from an earlier import of another source
     if not (source / "utt2dur").is_file():
-        log.info("%s: no utt2dur in %s, computing it from %s", name, source,
-                 "segments" if (source / "segments").is_file() else "the audio")
+        log.info(
+            "%s: no utt2dur in %s, computing it from %s",
+            name,
+            source,
+            "segments" if (source / "segments").is_file() else "the audio",
+        )
         write_table(target / "utt2dur", compute_utt2dur(source))
     skipped = sorted(p.name for p in source.iterdir() if p.is_file() and p.name not in REQUIRED + OPTIONAL)
     if skipped:
@@ -123,23 +129,31 @@ def import_set(name: str, source: Path, target: Path, check_audio: bool = True) 
         raise DataDirError(f"the copy of {source} for set '{name}' does not validate:\n{e}") from e
 
 
-def prepare(out_dir: str | os.PathLike, sets: dict[str, str | os.PathLike], check_audio: bool = True) -> dict[str, DataDir]:
+def prepare(
+    out_dir: str | os.PathLike, sets: dict[str, str | os.PathLike], check_audio: bool = True
+) -> dict[str, DataDir]:
     """Import every ``name -> source`` data directory into ``out_dir/name``; returns the copies by name."""
     out_dir = Path(out_dir)
     sources = {name: Path(path) for name, path in sets.items()}
     for name, source in sources.items():
         if not source.is_dir():
-            raise KaldiImportError(f"--set {name}={source}: no such directory. Fix: give the path of a Kaldi/ESPnet "
-                               "data directory (the folder holding wav.scp, text, utt2spk, spk2utt).")
+            raise KaldiImportError(
+                f"--set {name}={source}: no such directory. Fix: give the path of a Kaldi/ESPnet "
+                "data directory (the folder holding wav.scp, text, utt2spk, spk2utt)."
+            )
         if (out_dir / name).resolve() == source.resolve():
-            raise KaldiImportError(f"--set {name}={source}: the source is the destination {out_dir / name}. "
-                               "Fix: choose another --out-dir; the source is never modified.")
+            raise KaldiImportError(
+                f"--set {name}={source}: the source is the destination {out_dir / name}. "
+                "Fix: choose another --out-dir; the source is never modified."
+            )
     for name, source in sources.items():
         try:
             validate(source, check_audio=check_audio)
         except DataDirError as e:
-            raise DataDirError(f"source data directory for set '{name}' ({source}) is invalid; "
-                               f"fix these in the source and import again:\n{e}") from e
+            raise DataDirError(
+                f"source data directory for set '{name}' ({source}) is invalid; "
+                f"fix these in the source and import again:\n{e}"
+            ) from e
     imported = {}
     for name, source in sources.items():
         d = import_set(name, source, out_dir / name, check_audio)
@@ -151,19 +165,24 @@ def prepare(out_dir: str | os.PathLike, sets: dict[str, str | os.PathLike], chec
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", required=True, help="where the copies go, e.g. data/mycorpus")
-    parser.add_argument("--set", dest="sets", metavar="NAME=PATH", nargs="+", action="extend", required=True,
-                        help="a data directory to import as <out-dir>/NAME; repeatable")
-    parser.add_argument("--audio-check", action=argparse.BooleanOptionalAction, default=True,
-                        help="open every audio file's header while validating; --no-audio-check skips it "
-                             "(faster; missing audio then fails later) (default: check)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        metavar="NAME=PATH",
+        nargs="+",
+        action="extend",
+        required=True,
+        help="a data directory to import as <out-dir>/NAME; repeatable",
+    )
+    parser.add_argument(
+        "--audio-check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="open every audio file's header while validating; --no-audio-check skips it "
+        "(faster; missing audio then fails later) (default: check)",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        prepare(args.out_dir, parse_sets(args.sets), check_audio=args.audio_check)
-    except (KaldiImportError, DataDirError, AudioError) as e:
-        log.error("%s", e)
-        return 1
-    return 0
+    return run_preparation(log, lambda: prepare(args.out_dir, parse_sets(args.sets), check_audio=args.audio_check))
 
 
 if __name__ == "__main__":

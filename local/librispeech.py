@@ -30,19 +30,16 @@ from pathlib import Path
 import soundfile
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-
-from speechrecipe.audio import AudioError  # noqa: E402
-from speechrecipe.datadir import DataDir, DataDirError, validate  # noqa: E402
-from speechrecipe.text import normalize  # noqa: E402
+from speechrecipe.cli import run_preparation
+from speechrecipe.corpus import CorpusError, save_sets
+from speechrecipe.datadir import DataDir
+from speechrecipe.text import normalize
 
 log = logging.getLogger("librispeech")
 
-HOW_TO_GET = "download and unpack the subsets from https://www.openslr.org/12 (each .tar.gz unpacks into LibriSpeech/<subset>/)"
-
-
-class CorpusError(RuntimeError):
-    """The corpus is missing or not laid out as expected; the message says how to fix it."""
+HOW_TO_GET = (
+    "download and unpack the subsets from https://www.openslr.org/12 (each .tar.gz unpacks into LibriSpeech/<subset>/)"
+)
 
 
 def find_root(corpus_dir: Path) -> Path:
@@ -51,8 +48,10 @@ def find_root(corpus_dir: Path) -> Path:
         return corpus_dir / "LibriSpeech"
     if corpus_dir.is_dir():
         return corpus_dir
-    raise CorpusError(f"{corpus_dir}: no such directory. Fix: pass --corpus-dir with the folder that holds "
-                      f"LibriSpeech/ (or LibriSpeech/ itself); to get the data, {HOW_TO_GET}.")
+    raise CorpusError(
+        f"{corpus_dir}: no such directory. Fix: pass --corpus-dir with the folder that holds "
+        f"LibriSpeech/ (or LibriSpeech/ itself); to get the data, {HOW_TO_GET}."
+    )
 
 
 def speaker_of(utt: str) -> str:
@@ -71,30 +70,40 @@ def read_subset(root: Path, subset: str) -> DataDir:
     folder = root / subset
     transcripts = sorted(folder.glob("*/*/*.trans.txt"))
     if not transcripts:
-        raise CorpusError(f"{folder}: no <spk>/<chapter>/<spk>-<chapter>.trans.txt files. Fix: check the subset "
-                          f"name and that it is fully unpacked; to get it, {HOW_TO_GET}.")
+        raise CorpusError(
+            f"{folder}: no <spk>/<chapter>/<spk>-<chapter>.trans.txt files. Fix: check the subset "
+            f"name and that it is fully unpacked; to get it, {HOW_TO_GET}."
+        )
     d = DataDir()
     for trans in tqdm(transcripts, desc=subset, unit="chapter", disable=None, leave=False):
         try:
             lines = trans.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as e:
-            raise CorpusError(f"{trans}: not valid UTF-8 (byte {e.start}). Fix: restore the file from the archive.") from e
+            raise CorpusError(
+                f"{trans}: not valid UTF-8 (byte {e.start}). Fix: restore the file from the archive."
+            ) from e
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             utt, _, words = line.strip().partition(" ")
             prefix = trans.name[: -len(".trans.txt")] + "-"
             if not utt.startswith(prefix):
-                raise CorpusError(f"{trans} line {number}: utterance '{utt}' does not belong to this chapter "
-                                  f"(expected '{prefix}<nnnn>'). Fix: restore the file from the archive.")
+                raise CorpusError(
+                    f"{trans} line {number}: utterance '{utt}' does not belong to this chapter "
+                    f"(expected '{prefix}<nnnn>'). Fix: restore the file from the archive."
+                )
             text = normalize(words)
             if not text:
-                raise CorpusError(f"{trans} line {number}: utterance '{utt}' has no transcript. "
-                                  "Fix: restore the file from the archive.")
+                raise CorpusError(
+                    f"{trans} line {number}: utterance '{utt}' has no transcript. "
+                    "Fix: restore the file from the archive."
+                )
             flac = trans.parent / f"{utt}.flac"
             if not flac.is_file():
-                raise CorpusError(f"{trans} line {number}: {flac} does not exist. "
-                                  "Fix: unpack the subset again (the archive may have been cut short).")
+                raise CorpusError(
+                    f"{trans} line {number}: {flac} does not exist. "
+                    "Fix: unpack the subset again (the archive may have been cut short)."
+                )
             info = soundfile.info(str(flac))
             d.wav_scp[utt] = os.path.abspath(flac)
             d.text[utt] = text
@@ -102,8 +111,12 @@ def read_subset(root: Path, subset: str) -> DataDir:
             d.utt2dur[utt] = info.frames / info.samplerate
         untranscribed = {p.stem for p in trans.parent.glob("*.flac")} - set(d.text)
         if untranscribed:
-            log.warning("%s: %d .flac file(s) without a transcript, skipped (e.g. %s)",
-                        trans.parent, len(untranscribed), sorted(untranscribed)[0])
+            log.warning(
+                "%s: %d .flac file(s) without a transcript, skipped (e.g. %s)",
+                trans.parent,
+                len(untranscribed),
+                min(untranscribed),
+            )
     return d
 
 
@@ -129,8 +142,10 @@ def prepare(
     for name, subsets in wanted.items():
         for subset in subsets:
             if subset in used:
-                raise CorpusError(f"subset {subset} is given for both {used[subset]} and {name}. "
-                                  "Fix: give each subset to one set only.")
+                raise CorpusError(
+                    f"subset {subset} is given for both {used[subset]} and {name}. "
+                    "Fix: give each subset to one set only."
+                )
             used[subset] = name
 
     sets = {}
@@ -143,15 +158,15 @@ def prepare(
             part = read_subset(root, subset)
             again = sorted(set(part.text) & set(d.text))
             if again:
-                raise CorpusError(f"{root / subset}: utterance {again[0]} is also in another subset of {name}. "
-                                  "Fix: give each subset once.")
+                raise CorpusError(
+                    f"{root / subset}: utterance {again[0]} is also in another subset of {name}. "
+                    "Fix: give each subset once."
+                )
             for table in ("wav_scp", "text", "utt2spk", "utt2dur"):
                 getattr(d, table).update(getattr(part, table))
-        d.save(out_dir / name)
-        validate(out_dir / name)
-        log.info("%-6s %s (%s)", name, d.summary(), " ".join(subsets))
+        log.info("%-6s from %s", name, " ".join(subsets))
         sets[name] = d
-    return sets
+    return save_sets(out_dir, sets, log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,13 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dev-subsets", nargs="+", default=["dev-clean"], help="default: %(default)s")
     parser.add_argument("--test-subsets", nargs="+", default=["test-clean"], help="default: %(default)s")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        prepare(args.out_dir, args.corpus_dir, args.train_subsets, args.dev_subsets, args.test_subsets)
-    except (CorpusError, DataDirError, AudioError) as e:
-        log.error("%s", e)
-        return 1
-    return 0
+    return run_preparation(
+        log, lambda: prepare(args.out_dir, args.corpus_dir, args.train_subsets, args.dev_subsets, args.test_subsets)
+    )
 
 
 if __name__ == "__main__":

@@ -30,19 +30,14 @@ from pathlib import Path
 import soundfile
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-
-from speechrecipe.audio import AudioError  # noqa: E402
-from speechrecipe.datadir import DataDir, DataDirError, validate  # noqa: E402
-from speechrecipe.text import normalize  # noqa: E402
+from speechrecipe.cli import run_preparation
+from speechrecipe.corpus import CorpusError, save_sets
+from speechrecipe.datadir import DataDir
+from speechrecipe.text import normalize
 
 log = logging.getLogger("ljspeech")
 
 SPEAKER = "LJ"
-
-
-class CorpusError(RuntimeError):
-    """The corpus is missing or not laid out as expected; the message says how to fix it."""
 
 
 def read_metadata(corpus_dir: Path) -> list[tuple[str, str, Path]]:
@@ -60,8 +55,9 @@ def read_metadata(corpus_dir: Path) -> list[tuple[str, str, Path]]:
         try:
             line = line_bytes.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise CorpusError(f"{metadata} line {number}: not valid UTF-8 (byte {e.start}). "
-                              "Fix: re-encode the file as UTF-8.") from e
+            raise CorpusError(
+                f"{metadata} line {number}: not valid UTF-8 (byte {e.start}). Fix: re-encode the file as UTF-8."
+            ) from e
         if not line.strip():
             continue
         fields = line.split("|")
@@ -72,20 +68,28 @@ def read_metadata(corpus_dir: Path) -> list[tuple[str, str, Path]]:
             )
         clip, _, normalized = (f.strip() for f in fields)
         if not clip or any(c.isspace() for c in clip):
-            raise CorpusError(f"{metadata} line {number}: bad clip id {clip!r}. Fix: the first field is the wav "
-                              "file's name without .wav, without spaces.")
+            raise CorpusError(
+                f"{metadata} line {number}: bad clip id {clip!r}. Fix: the first field is the wav "
+                "file's name without .wav, without spaces."
+            )
         if clip in seen:
-            raise CorpusError(f"{metadata} line {number}: clip {clip} again (first on line {seen[clip]}). "
-                              "Fix: keep one line per clip.")
+            raise CorpusError(
+                f"{metadata} line {number}: clip {clip} again (first on line {seen[clip]}). "
+                "Fix: keep one line per clip."
+            )
         seen[clip] = number
         text = normalize(normalized)
         if not text:
-            raise CorpusError(f"{metadata} line {number}: clip {clip} has an empty normalized transcript. "
-                              "Fix: fill the third field or delete the line.")
+            raise CorpusError(
+                f"{metadata} line {number}: clip {clip} has an empty normalized transcript. "
+                "Fix: fill the third field or delete the line."
+            )
         wav = corpus_dir / "wavs" / f"{clip}.wav"
         if not wav.is_file():
-            raise CorpusError(f"{metadata} line {number}: clip {clip} has no audio: {wav} does not exist. "
-                              "Fix: restore the file or delete the line.")
+            raise CorpusError(
+                f"{metadata} line {number}: clip {clip} has no audio: {wav} does not exist. "
+                "Fix: restore the file or delete the line."
+            )
         clips.append((clip, text, wav))
     if not clips:
         raise CorpusError(f"{metadata}: no clips. Fix: check --corpus-dir.")
@@ -106,15 +110,23 @@ def prepare(
     """Write ``train``, ``dev`` and ``test`` (see the module docstring), validated; returns them by name."""
     out_dir, corpus_dir = Path(out_dir), Path(corpus_dir)
     if not corpus_dir.is_dir():
-        raise CorpusError(f"{corpus_dir}: no such directory. Fix: pass --corpus-dir with the LJSpeech-1.1 folder "
-                          "(metadata.csv and wavs/), https://keithito.com/LJ-Speech-Dataset/.")
+        raise CorpusError(
+            f"{corpus_dir}: no such directory. Fix: pass --corpus-dir with the LJSpeech-1.1 folder "
+            "(metadata.csv and wavs/), https://keithito.com/LJ-Speech-Dataset/."
+        )
     clips = read_metadata(corpus_dir)
     clips.sort(key=lambda c: utterance_id(c[0]).encode("utf-8"))
     n = len(clips)
     if num_dev < 0 or num_test < 0 or num_dev + num_test >= n:
-        raise CorpusError(f"--num-dev {num_dev} and --num-test {num_test}: the corpus has {n} clips, "
-                          "so they must be 0 or more and leave at least one clip for train.")
-    bounds = {"train": (0, n - num_dev - num_test), "dev": (n - num_dev - num_test, n - num_test), "test": (n - num_test, n)}
+        raise CorpusError(
+            f"--num-dev {num_dev} and --num-test {num_test}: the corpus has {n} clips, "
+            "so they must be 0 or more and leave at least one clip for train."
+        )
+    bounds = {
+        "train": (0, n - num_dev - num_test),
+        "dev": (n - num_dev - num_test, n - num_test),
+        "test": (n - num_test, n),
+    }
 
     full = DataDir()
     for clip, text, wav in tqdm(clips, desc="ljspeech", unit="clip", disable=None, leave=False):
@@ -130,29 +142,24 @@ def prepare(
         if first == last:
             log.info("%-6s empty, not written", name)
             continue
-        d = full.subset(utterance_id(c[0]) for c in clips[first:last])
-        d.save(out_dir / name)
-        validate(out_dir / name)
-        log.info("%-6s %s", name, d.summary())
-        sets[name] = d
-    return sets
+        sets[name] = full.subset(utterance_id(c[0]) for c in clips[first:last])
+    return save_sets(out_dir, sets, log)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", required=True, help="where the data directories go, e.g. data/ljspeech")
-    parser.add_argument("--corpus-dir", default="../shared/data/ljspeech",
-                        help="folder holding metadata.csv and wavs/ (default: %(default)s)")
+    parser.add_argument(
+        "--corpus-dir",
+        default="../shared/data/ljspeech",
+        help="folder holding metadata.csv and wavs/ (default: %(default)s)",
+    )
     parser.add_argument("--num-dev", type=int, default=25, help="clips held out for dev (default: %(default)s)")
-    parser.add_argument("--num-test", type=int, default=25, help="clips held out for test, the very last (default: %(default)s)")
+    parser.add_argument(
+        "--num-test", type=int, default=25, help="clips held out for test, the very last (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        prepare(args.out_dir, args.corpus_dir, args.num_dev, args.num_test)
-    except (CorpusError, DataDirError, AudioError) as e:
-        log.error("%s", e)
-        return 1
-    return 0
+    return run_preparation(log, lambda: prepare(args.out_dir, args.corpus_dir, args.num_dev, args.num_test))
 
 
 if __name__ == "__main__":

@@ -40,12 +40,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow"))
-
-from speechrecipe import synth  # noqa: E402
-from speechrecipe.audio import write_wav  # noqa: E402
-from speechrecipe.datadir import DataDir, DataDirError, validate  # noqa: E402
-from speechrecipe.text import DIGIT_WORDS  # noqa: E402
+from speechrecipe import synth
+from speechrecipe.audio import write_wav
+from speechrecipe.cli import run_preparation
+from speechrecipe.corpus import CorpusError
+from speechrecipe.datadir import DataDir, validate
+from speechrecipe.text import DIGIT_WORDS
 
 log = logging.getLogger("synth_digits")
 
@@ -66,7 +66,7 @@ SILENCE_STD = 1e-4
 SETS = ("train", "dev", "test")
 
 
-class SynthError(RuntimeError):
+class SynthError(CorpusError):
     """The arguments cannot be satisfied; the message says how to fix it."""
 
 
@@ -92,8 +92,10 @@ def choose_speakers(seed: int, counts: dict[str, int]) -> dict[str, list[Speaker
     voices = [voices[i] for i in rng.permutation(len(voices))]  # the order that breaks ties
     total = sum(counts.values())
     if total > len(voices):
-        raise SynthError(f"{total} speakers asked for, but there are only {len(voices)} distinct voices. "
-                         "Fix: ask for fewer speakers, or more utterances per speaker.")
+        raise SynthError(
+            f"{total} speakers asked for, but there are only {len(voices)} distinct voices. "
+            "Fix: ask for fewer speakers, or more utterances per speaker."
+        )
     width = max(2, len(str(total)))
     taken: list[tuple[str, str]] = []  # voices of all sets so far
     training: list[tuple[str, str]] = []
@@ -102,29 +104,38 @@ def choose_speakers(seed: int, counts: dict[str, int]) -> dict[str, list[Speaker
         in_set: list[tuple[str, str]] = []
         for k in range(count):
             female = k % 2 == 0  # alternate, for sets balanced in gender
-
-            def cost(voice: tuple[str, str]) -> tuple:
-                accent, variant = voice
-                # Held-out sets want accents and variants that training has, first ...
-                unheard = (all(a != accent for a, _ in training), all(v != variant for _, v in training))
-                # ... then the gender whose turn it is, then as many different accents and variants as possible.
-                gender = (variant in FEMALE_VARIANTS) != female
-                spread = (sum(a == accent for a, _ in in_set), sum(v == variant for _, v in in_set))
-                return (unheard if training else ()) + (gender,) + spread
-
-            voice = min((v for v in voices if v not in taken), key=cost)  # ties go by the shuffled order
+            candidates = (v for v in voices if v not in taken)
+            # ties go by the shuffled order
+            voice = min(candidates, key=lambda v: voice_cost(v, female, training, in_set))
             taken.append(voice)
             in_set.append(voice)
         speakers[name] = [
-            Speaker(f"synth{number:0{width}d}", f"{accent}+{variant}",
-                    rate=int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1)), pitch=int(rng.integers(PITCH[0], PITCH[1] + 1)))
+            Speaker(
+                f"synth{number:0{width}d}",
+                f"{accent}+{variant}",
+                rate=int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1)),
+                pitch=int(rng.integers(PITCH[0], PITCH[1] + 1)),
+            )
             for number, (accent, variant) in enumerate(in_set, start=len(taken) - count + 1)
         ]
         training = training or in_set
     return speakers
 
 
-def utterance(speaker: Speaker, utt: str, seed: int, digits: tuple[int, int], rate: int) -> tuple[list[str], np.ndarray]:
+def voice_cost(voice: tuple[str, str], female: bool, training: list, in_set: list) -> tuple:
+    """How badly ``voice`` fits the next speaker of a set (smaller is better)."""
+    accent, variant = voice
+    # Held-out sets want accents and variants that training has, first ...
+    unheard = (all(a != accent for a, _ in training), all(v != variant for _, v in training))
+    # ... then the gender whose turn it is, then as many different accents and variants as possible.
+    gender = (variant in FEMALE_VARIANTS) != female
+    spread = (sum(a == accent for a, _ in in_set), sum(v == variant for _, v in in_set))
+    return (unheard if training else ()) + (gender,) + spread
+
+
+def utterance(
+    speaker: Speaker, utt: str, seed: int, digits: tuple[int, int], rate: int
+) -> tuple[list[str], np.ndarray]:
     """(transcript words, float32 samples at ``rate``) of one utterance.
 
     Its random choices come from a generator of its own, seeded by (seed, utt):
@@ -135,9 +146,9 @@ def utterance(speaker: Speaker, utt: str, seed: int, digits: tuple[int, int], ra
     # Lower case: eSpeak may spell out an all-capitals word as an acronym.
     speech = synth.synthesize(" ".join(words).lower(), speaker.voice, speaker.rate, speaker.pitch)
     gain = np.float32(10.0 ** (rng.uniform(*GAIN_DB) / 20.0))
-    lead, trail = (int(round(rng.uniform(*EDGE_SECONDS) * rate)) for _ in range(2))
+    lead, trail = (round(rng.uniform(*EDGE_SECONDS) * rate) for _ in range(2))
     samples = (rng.standard_normal(lead + len(speech) + trail) * SILENCE_STD).astype(np.float32)
-    samples[lead:lead + len(speech)] += speech * gain
+    samples[lead : lead + len(speech)] += speech * gain
     return words, np.clip(samples, -1.0, 1.0)
 
 
@@ -166,8 +177,14 @@ def prepare(
     width = max(4, len(str(utts_per_speaker - 1)))
     sets = {name: DataDir() for name in SETS}
     written: set[Path] = set()
-    progress = tqdm(total=sum(counts.values()) * utts_per_speaker, desc="synth_digits", unit="utt",
-                    file=sys.stderr, disable=None, leave=False)
+    progress = tqdm(
+        total=sum(counts.values()) * utts_per_speaker,
+        desc="synth_digits",
+        unit="utt",
+        file=sys.stderr,
+        disable=None,
+        leave=False,
+    )
     for name in SETS:
         d = sets[name]
         for speaker in speakers[name]:
@@ -197,18 +214,28 @@ def prepare(
         hours = sum(sets[name].utt2dur.values()) / 3600
         log.info("%-5s %d speakers, %d utterances, %.3f hours", name, len(speakers[name]), len(sets[name].text), hours)
     total = sum(sum(d.utt2dur.values()) for d in sets.values()) / 3600
-    log.info("total %d utterances, %.3f hours of %d Hz audio in %s",
-             sum(len(d.text) for d in sets.values()), total, rate, out_dir)
+    log.info(
+        "total %d utterances, %.3f hours of %d Hz audio in %s",
+        sum(len(d.text) for d in sets.values()),
+        total,
+        rate,
+        out_dir,
+    )
     return sets
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="See the module docstring for what is written.")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="See the module docstring for what is written."
+    )
     parser.add_argument("--out-dir", required=True, help="where the data directories go, e.g. data/synth_digits")
-    parser.add_argument("--seed", type=int, default=1, help="seed of speakers, digits, silences and gains (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=1, help="seed of speakers, digits, silences and gains (default: %(default)s)"
+    )
     parser.add_argument("--utts-per-speaker", type=int, default=60, help="default: %(default)s")
-    parser.add_argument("--min-digits", type=int, default=1, help="fewest digits in an utterance (default: %(default)s)")
+    parser.add_argument(
+        "--min-digits", type=int, default=1, help="fewest digits in an utterance (default: %(default)s)"
+    )
     parser.add_argument("--max-digits", type=int, default=5, help="most digits in an utterance (default: %(default)s)")
     parser.add_argument("--num-train-speakers", type=int, default=8, help="default: %(default)s")
     parser.add_argument("--num-dev-speakers", type=int, default=2, help="default: %(default)s")
@@ -221,14 +248,20 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{option.replace('_', '-')} must be 1 or more")
     if args.max_digits < args.min_digits:
         parser.error("--max-digits must be at least --min-digits")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        prepare(args.out_dir, args.seed, args.utts_per_speaker, args.min_digits, args.max_digits,
-                args.num_train_speakers, args.num_dev_speakers, args.num_test_speakers)
-    except (SynthError, synth.EspeakError, DataDirError) as e:
-        log.error("%s", e)
-        return 1
-    return 0
+    return run_preparation(
+        log,
+        lambda: prepare(
+            args.out_dir,
+            args.seed,
+            args.utts_per_speaker,
+            args.min_digits,
+            args.max_digits,
+            args.num_train_speakers,
+            args.num_dev_speakers,
+            args.num_test_speakers,
+        ),
+        (synth.EspeakError,),
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Shared fixtures: paths, and a small real-audio feature set built by the recipe's own scripts."""
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -11,10 +12,49 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "workflow"))
 
 
+SNAKEMAKE = pathlib.Path(sys.executable).with_name("snakemake")
+# The tiniest synth_digits corpus the whole recipe runs on in seconds (options of local/synth_digits.py).
+TINY_CORPUS = {
+    "utts_per_speaker": 8,
+    "num_train_speakers": 2,
+    "num_dev_speakers": 1,
+    "num_test_speakers": 1,
+    "max_digits": 3,
+}
+
+
+def snakemake_on(workdir) -> list[str]:
+    """The start of a snakemake command on the recipe's Snakefile, with data/ and exp/ under ``workdir``."""
+    return [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+
+
+def train_am_on(base, exp_dir, model: dict, train: dict, cmvn: str = "speaker") -> list[str]:
+    """A train_am.py command on conftest's FSDD features under ``base`` (see fsdd_features); more options follow."""
+    script = ROOT / "workflow/scripts/train_am.py"
+    sets = [base / "fbank/train", base / "fbank/dev", base / "tokens/sp.model", exp_dir]
+    return [
+        sys.executable,
+        str(script),
+        *map(str, sets),
+        "--model",
+        json.dumps(model),
+        "--train",
+        json.dumps(train),
+        "--cmvn",
+        cmvn,
+    ]
+
+
 def run_script(*args, check=True, **kwargs) -> subprocess.CompletedProcess:
     """Run a stage script (or local/ script) the way a user would, with this interpreter."""
-    return subprocess.run([sys.executable, *map(str, args)], cwd=kwargs.pop("cwd", ROOT), capture_output=True,
-                          text=True, check=check, **kwargs)
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
+        cwd=kwargs.pop("cwd", ROOT),
+        capture_output=True,
+        text=True,
+        check=check,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +96,25 @@ def fsdd_features(tmp_path_factory, fsdd_recordings):
     for name, (speakers, takes) in sets.items():
         write_fsdd_data_dir(base / "data" / name, fsdd_recordings, speakers, takes)
         for job in (1, 2):
-            run_script(ROOT / "workflow/scripts/make_features.py", base / "data" / name, base / "fbank" / name,
-                       "--job", job, "--nj", 2, "--config", config)
+            run_script(
+                ROOT / "workflow/scripts/make_features.py",
+                base / "data" / name,
+                base / "fbank" / name,
+                "--job",
+                job,
+                "--nj",
+                2,
+                "--config",
+                config,
+            )
         run_script(ROOT / "workflow/scripts/gather_features.py", base / "data" / name, base / "fbank" / name, "--nj", 2)
-    run_script(ROOT / "workflow/scripts/train_tokenizer.py", base / "data/train/text", base / "tokens/sp.model",
-               "--type", "unigram", "--vocab-size", 20)
+    run_script(
+        ROOT / "workflow/scripts/train_tokenizer.py",
+        base / "data/train/text",
+        base / "tokens/sp.model",
+        "--type",
+        "unigram",
+        "--vocab-size",
+        20,
+    )
     return base

@@ -1,10 +1,10 @@
 import os
-import pickle
 
 import pytest
 import torch
 
 from speechrecipe import checkpoint
+from speechrecipe.config import config_hash
 
 
 def test_save_is_atomic_and_loads(tmp_path):
@@ -50,5 +50,5 @@ def test_average_of_weights(tmp_path):
 
 
 def test_config_hash_is_stable_and_order_free():
-    assert checkpoint.config_hash({"a": 1, "b": [1, 2]}) == checkpoint.config_hash({"b": [1, 2], "a": 1})
-    assert checkpoint.config_hash({"a": 1}) != checkpoint.config_hash({"a": 2})
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})

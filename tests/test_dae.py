@@ -9,8 +9,7 @@ from conftest import ROOT, SHARED_DATA, run_script
 
 NOISE_DIR = SHARED_DATA / "noise" / "speech_commands"
 FBANK = '{"type": "fbank", "num_mel_bins": 40, "sample_rate": 8000}'
-AM = {"hidden": 24, "layers": 2, "bidirectional": True, "subsampling": "stack", "subsampling_factor": 3,
-      "dropout": 0.0}
+AM = {"hidden": 24, "layers": 2, "bidirectional": True, "subsampling": "stack", "subsampling_factor": 3, "dropout": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -22,38 +21,69 @@ def noisy_features(fsdd_features):
     for name in ("train", "dev"):
         if (base / "fbank" / f"{name}_noisy" / "feats.scp").exists():
             continue
-        run_script(ROOT / "workflow/scripts/mix_noise.py", base / "data" / name, base / "data" / f"{name}_noisy",
-                   "--noise", NOISE_DIR, "--snrs", 0, 5, 10, 20, "--rate", 8000, "--seed", 1)
-        run_script(ROOT / "workflow/scripts/make_features.py", base / "data" / f"{name}_noisy",
-                   base / "fbank" / f"{name}_noisy", "--job", 1, "--nj", 1, "--config", FBANK)
-        run_script(ROOT / "workflow/scripts/gather_features.py", base / "data" / f"{name}_noisy",
-                   base / "fbank" / f"{name}_noisy", "--nj", 1)
+        run_script(
+            ROOT / "workflow/scripts/mix_noise.py",
+            base / "data" / name,
+            base / "data" / f"{name}_noisy",
+            "--noise",
+            NOISE_DIR,
+            "--snrs",
+            0,
+            5,
+            10,
+            20,
+            "--rate",
+            8000,
+            "--seed",
+            1,
+        )
+        run_script(
+            ROOT / "workflow/scripts/make_features.py",
+            base / "data" / f"{name}_noisy",
+            base / "fbank" / f"{name}_noisy",
+            "--job",
+            1,
+            "--nj",
+            1,
+            "--config",
+            FBANK,
+        )
+        run_script(
+            ROOT / "workflow/scripts/gather_features.py",
+            base / "data" / f"{name}_noisy",
+            base / "fbank" / f"{name}_noisy",
+            "--nj",
+            1,
+        )
     return base
 
 
 def pairs(base, name):
-    from speechrecipe.dae import parallel_set
-    from speechrecipe.dataset import FeatureSet
+    from speechrecipe.dataset import FeatureSet, parallel_set
 
-    return parallel_set(FeatureSet(base / "fbank" / f"{name}_noisy", "speaker"),
-                        FeatureSet(base / "fbank" / name, "speaker"))
+    return parallel_set(
+        FeatureSet(base / "fbank" / f"{name}_noisy", "speaker"), FeatureSet(base / "fbank" / name, "speaker")
+    )
 
 
 def test_dae_training_lowers_the_reconstruction_loss_and_resumes(tmp_path, noisy_features):
-    from speechrecipe import checkpoint, dae, dae_training
-    from speechrecipe.dataset import bucket_batches
-    from speechrecipe.model import ModelConfig
+    from speechrecipe import checkpoint
+    from speechrecipe.batching import bucket_batches
+    from speechrecipe.config import DAETrainConfig, ModelConfig
+    from speechrecipe.dae_task import DAETask
+    from speechrecipe.model import DenoisingAutoencoder, load_dae
+    from speechrecipe.trainer import train
 
     torch.set_num_threads(1)
     train_pairs, dev_pairs = pairs(noisy_features, "train"), pairs(noisy_features, "dev")
     assert len(train_pairs) == 100 and len(dev_pairs) == 20
     config = ModelConfig.from_dict({**AM, "input_dim": 40})
     torch.manual_seed(1)
-    model = dae.DenoisingAutoencoder(config, layers=1)
+    task = DAETask(DenoisingAutoencoder(config, layers=1), train_pairs, dev_pairs)
     dev_batches = bucket_batches([len(p.noisy) for p in dev_pairs], 4000)
-    before = dae_training.evaluate(model, dev_pairs, dev_batches, torch.device("cpu"))
-    train_config = dae_training.DAETrainConfig(max_epochs=2, batch_frames=1000, lr=0.005, warmup_steps=5, patience=0)
-    dae_training.train(model, train_pairs, dev_pairs, tmp_path, train_config, "h1", progress=False)
+    before = task.dev_metrics(task.dev_sums(task.model, dev_batches, torch.device("cpu")))["dev_loss"]
+    train_config = DAETrainConfig(max_epochs=2, batch_frames=1000, lr=0.005, warmup_steps=5, patience=0)
+    train(task, tmp_path, train_config, "h1", progress=False)
     history = (tmp_path / "history.tsv").read_text().splitlines()
     assert history[0].split("\t") == ["epoch", "loss", "dev_loss", "lr", "seconds", "skipped_batches"]
     dev_losses = [float(line.split("\t")[2]) for line in history[1:]]
@@ -61,15 +91,14 @@ def test_dae_training_lowers_the_reconstruction_loss_and_resumes(tmp_path, noisy
     epoch1 = (tmp_path / "epoch-1.pt").read_bytes()
 
     # a third epoch continues from epoch 2 (same config hash): epochs 1-2 are kept, not retrained
-    train_config.max_epochs = 3
-    final = dae_training.train(dae.DenoisingAutoencoder(config, layers=1), train_pairs, dev_pairs, tmp_path, train_config,
-                      "h1", progress=False)
+    task = DAETask(DenoisingAutoencoder(config, layers=1), train_pairs, dev_pairs)
+    final = train(task, tmp_path, train_config.replace(max_epochs=3), "h1", progress=False)
     assert [h["epoch"] for h in final["history"]] == [1, 2, 3]
     assert (tmp_path / "epoch-1.pt").read_bytes() == epoch1
     assert final["history"][2]["dev_loss"] < before
     assert checkpoint.load(tmp_path / "final.pt")["kind"] == "dae"
     # the enhancer gives clean-feature estimates at the input frame rate
-    enhancer = dae.load(tmp_path / "final.pt")
+    enhancer = load_dae(tmp_path / "final.pt")
     feats = torch.from_numpy(dev_pairs[0].noisy).unsqueeze(0)
     assert enhancer.enhance(feats, torch.tensor([feats.shape[1]])).shape == feats.shape
 
@@ -79,15 +108,44 @@ def test_the_acoustic_model_starts_from_the_dae_encoder(tmp_path, noisy_features
     from speechrecipe import checkpoint
 
     base = noisy_features
-    run_script(ROOT / "workflow/scripts/train_dae.py", base / "fbank/train_noisy", base / "fbank/train",
-               base / "fbank/dev_noisy", base / "fbank/dev", tmp_path / "dae", "--model", json.dumps(AM),
-               "--layers", 1, "--train", '{"max_epochs": 1, "batch_frames": 4000}', "--features", FBANK,
-               "--cmvn", "speaker", "--no-progress")
+    run_script(
+        ROOT / "workflow/scripts/train_dae.py",
+        base / "fbank/train_noisy",
+        base / "fbank/train",
+        base / "fbank/dev_noisy",
+        base / "fbank/dev",
+        tmp_path / "dae",
+        "--model",
+        json.dumps(AM),
+        "--layers",
+        1,
+        "--train",
+        '{"max_epochs": 1, "batch_frames": 4000}',
+        "--features",
+        FBANK,
+        "--cmvn",
+        "speaker",
+        "--no-progress",
+    )
     dae_state = checkpoint.load(tmp_path / "dae/final.pt")["model"]
-    result = run_script(ROOT / "workflow/scripts/train_am.py", base / "fbank/train", base / "fbank/dev",
-                        base / "tokens/sp.model", tmp_path / "am", "--model", json.dumps(AM), "--train",
-                        '{"max_epochs": 1, "batch_frames": 4000, "warmup_steps": 5, "freeze_epochs": 1}',
-                        "--features", FBANK, "--cmvn", "speaker", "--init", tmp_path / "dae/final.pt", "--no-progress")
+    result = run_script(
+        ROOT / "workflow/scripts/train_am.py",
+        base / "fbank/train",
+        base / "fbank/dev",
+        base / "tokens/sp.model",
+        tmp_path / "am",
+        "--model",
+        json.dumps(AM),
+        "--train",
+        '{"max_epochs": 1, "batch_frames": 4000, "warmup_steps": 5, "freeze_epochs": 1}',
+        "--features",
+        FBANK,
+        "--cmvn",
+        "speaker",
+        "--init",
+        tmp_path / "dae/final.pt",
+        "--no-progress",
+    )
     assert "from the DAE" in result.stderr and "frozen for the first 1 epoch" in result.stderr
     am_state = checkpoint.load(tmp_path / "am/epoch-1.pt")["model"]
     encoder = [name for name in dae_state if name.startswith("encoder.")]
@@ -95,19 +153,34 @@ def test_the_acoustic_model_starts_from_the_dae_encoder(tmp_path, noisy_features
     for name in encoder:  # frozen: still exactly the DAE's weights after an epoch
         assert torch.equal(am_state[name], dae_state[name]), name
     # the layer above it and the output layer did train
-    fresh = run_script(ROOT / "workflow/scripts/train_am.py", base / "fbank/train", base / "fbank/dev",
-                       base / "tokens/sp.model", tmp_path / "am_random", "--model", json.dumps(AM), "--train",
-                       '{"max_epochs": 1, "batch_frames": 4000, "warmup_steps": 5}', "--features", FBANK,
-                       "--cmvn", "speaker", "--no-progress")
+    fresh = run_script(
+        ROOT / "workflow/scripts/train_am.py",
+        base / "fbank/train",
+        base / "fbank/dev",
+        base / "tokens/sp.model",
+        tmp_path / "am_random",
+        "--model",
+        json.dumps(AM),
+        "--train",
+        '{"max_epochs": 1, "batch_frames": 4000, "warmup_steps": 5}',
+        "--features",
+        FBANK,
+        "--cmvn",
+        "speaker",
+        "--no-progress",
+    )
     assert fresh.returncode == 0
     random_state = checkpoint.load(tmp_path / "am_random/epoch-1.pt")["model"]
-    assert not torch.equal(am_state["encoder.layers.0.forward_lstm.weight_ih_l0"],
-                           random_state["encoder.layers.0.forward_lstm.weight_ih_l0"])
+    assert not torch.equal(
+        am_state["encoder.layers.0.forward_lstm.weight_ih_l0"],
+        random_state["encoder.layers.0.forward_lstm.weight_ih_l0"],
+    )
 
 
 def test_initialize_from_dae_copies_by_name_and_refuses_another_shape():
-    from speechrecipe.dae import DenoisingAutoencoder, initialize_from_dae
-    from speechrecipe.model import CTCModel, ModelConfig
+    from speechrecipe.config import ModelConfig
+    from speechrecipe.model import CTCModel, DenoisingAutoencoder
+    from speechrecipe.model.pretrained import initialize_from_dae
 
     config = ModelConfig.from_dict({**AM, "input_dim": 40, "vocab_size": 12})
     torch.manual_seed(0)

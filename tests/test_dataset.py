@@ -1,7 +1,9 @@
 import numpy as np
 import torch
 
-from speechrecipe.dataset import FeatureSet, bucket_batches, epoch_order, spec_augment
+from speechrecipe.augment import spec_augment
+from speechrecipe.batching import bucket_batches, epoch_order
+from speechrecipe.dataset import FeatureSet
 from speechrecipe.tokens import Tokenizer
 
 

@@ -4,35 +4,47 @@ Two processes with the same global batch must train like one: same per-step loss
 floating-point summation order), same checkpoints, rank 0 alone writing and logging, and resume.
 """
 
-import importlib.util
-import json
 import re
 import subprocess
-import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import train_am_on
 from speechrecipe import checkpoint
-from speechrecipe.dataset import bucket_batches, epoch_order, shard_batch
-from speechrecipe.model import CTCModel, ModelConfig
+from speechrecipe.batching import bucket_batches, epoch_order, shard_batch
+from speechrecipe.config import ModelConfig
+from speechrecipe.distributed import LaunchError, torchrun_command
+from speechrecipe.model import CTCModel, load_final
 
 MODEL = {"hidden": 32, "layers": 2, "subsampling": "stack", "subsampling_factor": 2, "dropout": 0.0}
 # Dropout off: each process draws its own masks. SpecAugment stays on (it is drawn for the global batch).
-TRAIN = {"max_epochs": 2, "batch_frames": 1500, "lr": 0.003, "warmup_steps": 10, "patience": 0, "average_best": 1,
-         "seed": 3}
+TRAIN = {
+    "max_epochs": 2,
+    "batch_frames": 1500,
+    "lr": 0.003,
+    "warmup_steps": 10,
+    "patience": 0,
+    "average_best": 1,
+    "seed": 3,
+}
 
 
 def train_am(fsdd_features, exp_dir, processes: int, **overrides) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "workflow/scripts/train_am.py"), str(fsdd_features / "fbank/train"),
-           str(fsdd_features / "fbank/dev"), str(fsdd_features / "tokens/sp.model"), str(exp_dir),
-           "--model", json.dumps(MODEL), "--train", json.dumps({**TRAIN, **overrides}), "--cmvn", "speaker",
-           "--threads", str(processes), "--num-gpus", str(processes), "--use-gpu", "false", "--log-every", "1",
-           "--no-progress"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    cmd = [
+        *train_am_on(fsdd_features, str(exp_dir), MODEL, {**TRAIN, **overrides}, "speaker"),
+        "--threads",
+        str(processes),
+        "--num-gpus",
+        str(processes),
+        "--use-gpu",
+        "false",
+        "--log-every",
+        "1",
+        "--no-progress",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
@@ -91,7 +103,7 @@ def test_the_distributed_checkpoint_has_the_single_process_shapes_and_loads(runs
         two = checkpoint.load(base / "double" / name)["model"]
         assert {k: v.shape for k, v in one.items()} == {k: v.shape for k, v in two.items()}
         torch.testing.assert_close(two, one, rtol=1e-3, atol=1e-4)  # the same training, up to rounding
-    final = checkpoint.load_final(base / "double" / "final.pt")
+    final = load_final(base / "double" / "final.pt")
     model = CTCModel(ModelConfig.from_dict(final["model_config"]))
     model.load_state_dict(final["model"])
     epoch = checkpoint.load(base / "double" / "epoch-2.pt")
@@ -105,46 +117,56 @@ def test_a_distributed_run_resumes_from_its_checkpoint(runs, fsdd_features):
     second = train_am(fsdd_features, base / "resumed", 2)
     assert "resuming from" in second.stderr and "epoch-1.pt" in second.stderr
     assert "epoch 1: loss" not in second.stderr and second.stderr.count("epoch 2: loss") == 1
-    np.testing.assert_allclose(step_losses(second.stderr), step_losses(double.stderr)[-len(step_losses(second.stderr)):],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        step_losses(second.stderr), step_losses(double.stderr)[-len(step_losses(second.stderr)) :], rtol=1e-5
+    )
     a = checkpoint.load(base / "double/final.pt")["model"]
     b = checkpoint.load(base / "resumed/final.pt")["model"]
     torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
     # A single process continues a distributed run's checkpoints as well (the process count is not hashed).
-    more = subprocess.run([sys.executable, str(ROOT / "workflow/scripts/train_am.py"),
-                           str(fsdd_features / "fbank/train"), str(fsdd_features / "fbank/dev"),
-                           str(fsdd_features / "tokens/sp.model"), str(base / "resumed"), "--model", json.dumps(MODEL),
-                           "--train", json.dumps({**TRAIN, "max_epochs": 3}), "--cmvn", "speaker", "--threads", "1",
-                           "--use-gpu", "false", "--no-progress"], capture_output=True, text=True, timeout=600)
+    more = subprocess.run(
+        [
+            *train_am_on(fsdd_features, str(base / "resumed"), MODEL, {**TRAIN, "max_epochs": 3}, "speaker"),
+            "--threads",
+            "1",
+            "--use-gpu",
+            "false",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert more.returncode == 0 and "epoch-2.pt" in more.stderr and "epoch 3: loss" in more.stderr, more.stderr[-2000:]
 
 
-def load_train_am():
-    spec = importlib.util.spec_from_file_location("train_am_script", ROOT / "workflow/scripts/train_am.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_launch_commands_single_node_and_slurm_multi_node(monkeypatch):
-    train_am_script = load_train_am()
-    args = SimpleNamespace(num_gpus=4, num_nodes=1, threads=8, use_gpu="auto")
-    command = train_am_script.torchrun_command(args, ["a", "b"], env={})
+    from speechrecipe import distributed
+
+    command = torchrun_command("train.py", ["a", "b"], num_gpus=4, num_nodes=1, threads=8, env={})
     assert command[1:4] == ["-m", "torch.distributed.run", "--nproc-per-node=4"]
-    assert "--standalone" in command and command[-2:] == ["a", "b"]
+    assert "--standalone" in command and command[-2:] == ["a", "b"] and command[-3].endswith("/train.py")
 
     # Several nodes: one torchrun per node through srun; the rendezvous on the job's first host.
     def fake_run(cmd, **kwargs):
         assert cmd[:3] == ["scontrol", "show", "hostnames"] and cmd[3] == "gpu[07-08]"
         return subprocess.CompletedProcess(cmd, 0, stdout="gpu07\ngpu08\n", stderr="")
 
-    monkeypatch.setattr(train_am_script.subprocess, "run", fake_run)
-    args.num_nodes = 2
+    monkeypatch.setattr(distributed.subprocess, "run", fake_run)
     env = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu[07-08]", "CUDA_VISIBLE_DEVICES": "0,1,2,3"}
-    command = train_am_script.torchrun_command(args, ["a"], env=env)
+    command = torchrun_command("train.py", ["a"], num_gpus=4, num_nodes=2, threads=8, env=env)
     assert command[0] == "srun" and "--nodes=2" in command and "--ntasks-per-node=1" in command
     assert "--gres=gpu:4" in command and "--nnodes=2" in command and "--nproc-per-node=4" in command
     assert "--rdzv-backend=c10d" in command and "--rdzv-id=speechrecipe-4242" in command
     assert f"--rdzv-endpoint=gpu07:{20000 + 4242}" in command
-    with pytest.raises(SystemExit):  # several nodes outside SLURM: a clear error, not a hang
-        train_am_script.torchrun_command(args, ["a"], env={})
+    with pytest.raises(LaunchError, match="needs a SLURM job"):  # several nodes outside SLURM: an error, not a hang
+        torchrun_command("train.py", ["a"], num_gpus=4, num_nodes=2, threads=8, env={})
+    env["SLURM_JOB_NODELIST"] = "gpu07"
+    monkeypatch.setattr(
+        distributed.subprocess,
+        "run",
+        lambda cmd, **kw: subprocess.CompletedProcess(cmd, 0, stdout="gpu07\n", stderr=""),
+    )
+    with pytest.raises(LaunchError, match="has 1 node"):
+        torchrun_command("train.py", ["a"], num_gpus=4, num_nodes=2, threads=8, env=env)

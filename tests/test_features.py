@@ -1,11 +1,13 @@
-import numpy as np
 import kaldiio
-import pytest
+import numpy as np
 import torch
 
 from conftest import ROOT, run_script, write_fsdd_data_dir
 from speechrecipe.audio import read_audio
-from speechrecipe.features import FeatureConfig, accumulate_stats, compute, compute_entry, stats_to_mean_std, speed_perturb
+from speechrecipe.augment import speed_perturb
+from speechrecipe.cmvn import accumulate_stats, stats_to_mean_std
+from speechrecipe.config import FeatureConfig
+from speechrecipe.features import compute, compute_entry
 
 
 def test_fbank_of_real_audio_has_kaldi_frame_count_and_is_finite(fsdd_recordings):
@@ -26,13 +28,20 @@ def test_features_match_torchaudio_kaldi_fbank_directly(fsdd_recordings):
 
     samples, rate = read_audio(str(fsdd_recordings / "0_jackson_3.wav"))
     ours = compute(samples, rate, FeatureConfig(num_mel_bins=40, sample_rate=8000))
-    reference = kaldi.fbank(torch.from_numpy(samples * 32768).unsqueeze(0), num_mel_bins=40, sample_frequency=8000,
-                            dither=0.0, energy_floor=0.0).numpy()
+    reference = kaldi.fbank(
+        torch.from_numpy(samples * 32768).unsqueeze(0),
+        num_mel_bins=40,
+        sample_frequency=8000,
+        dither=0.0,
+        energy_floor=0.0,
+    ).numpy()
     np.testing.assert_allclose(ours, reference, atol=1e-4)
 
 
 def test_mfcc_has_requested_cepstra(fsdd_recordings):
-    feats = compute_entry(str(fsdd_recordings / "5_lucas_1.wav"), FeatureConfig(type="mfcc", num_ceps=13, sample_rate=8000))
+    feats = compute_entry(
+        str(fsdd_recordings / "5_lucas_1.wav"), FeatureConfig(type="mfcc", num_ceps=13, sample_rate=8000)
+    )
     assert feats.shape[1] == 13 and np.isfinite(feats).all()
 
 
@@ -56,14 +65,26 @@ def test_cmvn_stats_give_numpy_mean_and_std():
 
 
 def test_features_do_not_depend_on_the_number_of_jobs(tmp_path, fsdd_recordings):
-    data = write_fsdd_data_dir(tmp_path / "data", fsdd_recordings, ["lucas"], range(0, 2))
+    data = write_fsdd_data_dir(tmp_path / "data", fsdd_recordings, ["lucas"], range(2))
     config = '{"type": "fbank", "num_mel_bins": 23, "sample_rate": 16000}'
     results = {}
     for nj in (1, 3):
         out = tmp_path / f"fbank_nj{nj}"
         for job in range(1, nj + 1):
-            run_script(ROOT / "workflow/scripts/make_features.py", data, out, "--job", job, "--nj", nj,
-                       "--config", config, "--speed-perturb", "1.0", "1.1")
+            run_script(
+                ROOT / "workflow/scripts/make_features.py",
+                data,
+                out,
+                "--job",
+                job,
+                "--nj",
+                nj,
+                "--config",
+                config,
+                "--speed-perturb",
+                "1.0",
+                "1.1",
+            )
         run_script(ROOT / "workflow/scripts/gather_features.py", data, out, "--nj", nj, "--speed-perturb", "1.0", "1.1")
         results[nj] = {k: np.asarray(v) for k, v in kaldiio.load_scp(str(out / "feats.scp")).items()}
     assert len(results[1]) == 40  # 20 utterances x 2 speed factors

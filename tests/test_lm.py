@@ -26,8 +26,10 @@ def predicted_words(model):
     return sorted(model.vocab - {lm.BOS})  # every word, <unk> and </s>
 
 
-@pytest.mark.parametrize("history", [(), ("<s>",), ("<s>", "ONE"), ("ONE", "TWO"), ("NINE",), ("NOT", "SEEN"),
-                                     ("<s>", "QUUX"), ("SEVEN", "SEVEN")])
+@pytest.mark.parametrize(
+    "history",
+    [(), ("<s>",), ("<s>", "ONE"), ("ONE", "TWO"), ("NINE",), ("NOT", "SEEN"), ("<s>", "QUUX"), ("SEVEN", "SEVEN")],
+)
 def test_probabilities_over_the_vocabulary_sum_to_one(digit_lm, history):
     total = sum(10 ** digit_lm.log10_prob(w, history) for w in predicted_words(digit_lm))
     assert total == pytest.approx(1.0, abs=1e-4)
@@ -64,15 +66,15 @@ def test_a_seen_trigram_scores_higher_than_an_unseen_one(tmp_path):
     assert model.log10_prob("FIVE", ["FOUR", "TWO"]) > model.log10_prob("FIVE", ["ONE", "TWO"])
     # An unknown word is <unk>, and a sentence the LM saw beats a shuffled one.
     assert model.log10_prob("ELEVEN", ["ONE", "TWO"]) == model.log10_prob("<unk>", ["ONE", "TWO"])
-    assert model.sentence_log10_prob("ONE TWO THREE".split()) > model.sentence_log10_prob("THREE TWO ONE".split())
+    assert model.sentence_log10_prob(["ONE", "TWO", "THREE"]) > model.sentence_log10_prob(["THREE", "TWO", "ONE"])
 
 
 def test_arpa_header_counts_match_the_sections(tmp_path):
     lm.train(DIGIT_TEXT, order=3).write_arpa(tmp_path / "lm.arpa")
     text = (tmp_path / "lm.arpa").read_text()
-    declared = {int(n): int(c) for n, c in re.findall(r"^ngram (\d+)=(\d+)$", text, flags=re.M)}
+    declared = {int(n): int(c) for n, c in re.findall(r"^ngram (\d+)=(\d+)$", text, flags=re.MULTILINE)}
     assert sorted(declared) == [1, 2, 3]
-    sections = re.split(r"^\\(\d)-grams:$", text, flags=re.M)
+    sections = re.split(r"^\\(\d)-grams:$", text, flags=re.MULTILINE)
     for n, body in zip(sections[1::2], sections[2::2]):
         lines = [line for line in body.splitlines() if line.strip() and line != "\\end\\"]
         assert len(lines) == declared[int(n)]
@@ -100,12 +102,21 @@ def test_a_bigram_model_agrees_with_a_hand_computation(tmp_path):
     """
     model = lm.train(["A B", "A B", "B"], order=2)
     assert model.discounts == [lm.FALLBACK_DISCOUNTS] * 2
-    assert lm.adjusted_counts(lm.count_ngrams([["A", "B"], ["A", "B"], ["B"]], 2))[0] == \
-        {("A",): 1, ("B",): 2, ("</s>",): 1}
+    assert lm.adjusted_counts(lm.count_ngrams([["A", "B"], ["A", "B"], ["B"]], 2))[0] == {
+        ("A",): 1,
+        ("B",): 2,
+        ("</s>",): 1,
+    }
     model.write_arpa(tmp_path / "lm.arpa")
     arpa = lm.ArpaModel(tmp_path / "lm.arpa")
-    expected = {("A", ("<s>",)): 11 / 24, ("B", ("A",)): 0.6875, ("A", ("B",)): 0.125, ("B", ()): 0.375,
-                ("<unk>", ()): 0.125, ("</s>", ("B",)): 0.5 + 0.5 * 0.25}
+    expected = {
+        ("A", ("<s>",)): 11 / 24,
+        ("B", ("A",)): 0.6875,
+        ("A", ("B",)): 0.125,
+        ("B", ()): 0.375,
+        ("<unk>", ()): 0.125,
+        ("</s>", ("B",)): 0.5 + 0.5 * 0.25,
+    }
     for (word, history), p in expected.items():
         assert 10 ** arpa.log10_prob(word, history) == pytest.approx(p, rel=1e-6), (word, history)
     assert 10 ** arpa.bow[0][("B",)] == pytest.approx(0.5, rel=1e-6)
@@ -164,14 +175,16 @@ def test_word_boundaries_come_from_the_pieces(tmp_path):
     total += word_lm.finish(state)
     model = word_lm.model
     ln10 = math.log(10)
-    expected = sum(0.7 * ln10 * model.log10_prob(w, [h]) - 0.25
-                   for h, w in [("<s>", "ONE"), ("ONE", "TWO"), ("TWO", "FIVE")])
+    expected = sum(
+        0.7 * ln10 * model.log10_prob(w, [h]) - 0.25 for h, w in [("<s>", "ONE"), ("ONE", "TWO"), ("TWO", "FIVE")]
+    )
     expected += 0.7 * ln10 * model.log10_prob("</s>", ["FIVE"])
     assert total == pytest.approx(expected)
     assert word_lm.sentence_score("ONE TWO FIVE") == pytest.approx(expected)
     # A word nobody trained on is <unk>: possible, not forbidden.
     assert word_lm.advance(((lm.BOS,), "QUUX"), 2)[1] == pytest.approx(
-        0.7 * ln10 * model.log10_prob(lm.UNK, [lm.BOS]) - 0.25)
+        0.7 * ln10 * model.log10_prob(lm.UNK, [lm.BOS]) - 0.25
+    )
 
 
 @pytest.fixture(scope="module")
@@ -182,16 +195,38 @@ def trained(fsdd_features, tmp_path_factory):
     outputs (mostly wrong) letters rather than nothing: the searches below have words to work on.
     """
     from speechrecipe.dataset import FeatureSet, collate
-    from speechrecipe.decoding import Recognizer
+    from speechrecipe.recognizer import Recognizer
 
     exp = tmp_path_factory.mktemp("am")
     model = {"hidden": 32, "layers": 2, "subsampling": "stack", "subsampling_factor": 2, "dropout": 0.1}
-    train = {"max_epochs": 60, "batch_frames": 1500, "lr": 0.005, "warmup_steps": 10, "patience": 0,
-             "average_best": 2, "seed": 3, "select_by": "ter", "specaug": {"freq_masks": 0, "time_masks": 0}}
-    run_script(ROOT / "workflow/scripts/train_am.py", fsdd_features / "fbank/train", fsdd_features / "fbank/dev",
-               fsdd_features / "tokens/sp.model", exp, "--model", json.dumps(model), "--train", json.dumps(train),
-               "--cmvn", "speaker", "--threads", "1", "--no-progress")
-    recognizer = Recognizer(exp / "final.pt")
+    train = {
+        "max_epochs": 60,
+        "batch_frames": 1500,
+        "lr": 0.005,
+        "warmup_steps": 10,
+        "patience": 0,
+        "average_best": 2,
+        "seed": 3,
+        "select_by": "ter",
+        "specaug": {"freq_masks": 0, "time_masks": 0},
+    }
+    run_script(
+        ROOT / "workflow/scripts/train_am.py",
+        fsdd_features / "fbank/train",
+        fsdd_features / "fbank/dev",
+        fsdd_features / "tokens/sp.model",
+        exp,
+        "--model",
+        json.dumps(model),
+        "--train",
+        json.dumps(train),
+        "--cmvn",
+        "speaker",
+        "--threads",
+        "1",
+        "--no-progress",
+    )
+    recognizer = Recognizer.load(exp / "final.pt")
     data = FeatureSet(fsdd_features / "fbank/dev", recognizer.cmvn_mode, None, recognizer.global_mean_std)
     feats, lengths, _, _ = collate(data.utterances)
     return exp, recognizer, [u.utt for u in data.utterances], *recognizer.log_probs(feats, lengths)
@@ -205,8 +240,9 @@ def test_lm_search_with_weight_zero_is_the_plain_beam_search(trained, tmp_path):
     lm.train(DIGIT_TEXT, order=3).write_arpa(tmp_path / "lm.arpa")
     for beam in (1, 4, 8):
         plain = BeamSearch(pieces, beam_size=beam)(log_probs, lengths)
-        with_lm = BeamSearch(pieces, beam_size=beam, lm_path=tmp_path / "lm.arpa", lm_weight=0.0,
-                             word_insertion_penalty=0.0)(log_probs, lengths)
+        with_lm = BeamSearch(
+            pieces, beam_size=beam, lm_path=tmp_path / "lm.arpa", lm_weight=0.0, word_insertion_penalty=0.0
+        )(log_probs, lengths)
         assert with_lm == plain, f"beam {beam}"
 
 
@@ -218,11 +254,11 @@ def test_a_heavy_lm_pulls_the_output_towards_its_text(trained, tmp_path):
     plain = [tok.decode(ids) for ids in BeamSearch(tok.pieces, beam_size=8)(log_probs, lengths)]
     assert any(plain), "the tiny model outputs nothing: train it longer"
     # The LM forbids (gives only <unk> mass to) the word the plain search outputs most often.
-    banned = max(set(w for h in plain for w in h.split()), key=lambda w: sum(h.split().count(w) for h in plain))
+    banned = max({w for h in plain for w in h.split()}, key=lambda w: sum(h.split().count(w) for h in plain))
     lm.train([w for w in DIGIT_WORDS if w != banned] * 5, order=2).write_arpa(tmp_path / "lm.arpa")
     search = BeamSearch(tok.pieces, beam_size=8, lm_path=tmp_path / "lm.arpa", lm_weight=3.0)
     with_lm = [tok.decode(ids) for ids in search(log_probs, lengths)]
-    count = lambda hyps: sum(h.split().count(banned) for h in hyps)  # noqa: E731
+    count = lambda hyps: sum(h.split().count(banned) for h in hyps)
     assert count(with_lm) < count(plain), (banned, plain, with_lm)
     # The search traded acoustic score for LM score: its output scores higher under the LM.
     assert sum(map(search.word_lm.sentence_score, with_lm)) > sum(map(search.word_lm.sentence_score, plain))
@@ -231,27 +267,58 @@ def test_a_heavy_lm_pulls_the_output_towards_its_text(trained, tmp_path):
 def test_decode_and_sweep_scripts_with_the_lm(trained, fsdd_features, tmp_path):
     exp = trained[0]
     run_script(ROOT / "workflow/scripts/train_lm.py", fsdd_features / "data/train/text", tmp_path / "lm.arpa")
-    run_script(ROOT / "workflow/scripts/sweep_lm_weight.py", exp / "final.pt", fsdd_features / "fbank/dev",
-               fsdd_features / "data/dev/text", tmp_path / "lm.arpa", tmp_path, "--weights", 1, 0, 0.5,
-               "--config", '{"beam_size": 4}')
+    run_script(
+        ROOT / "workflow/scripts/sweep_lm_weight.py",
+        exp / "final.pt",
+        fsdd_features / "fbank/dev",
+        fsdd_features / "data/dev/text",
+        tmp_path / "lm.arpa",
+        tmp_path,
+        "--weights",
+        1,
+        0,
+        0.5,
+        "--config",
+        '{"beam_size": 4}',
+    )
     rows = [line.split("\t") for line in (tmp_path / "sweep.tsv").read_text().splitlines()]
     assert rows[0] == ["weight", "wer", "errors", "words"] and [r[0] for r in rows[1:]] == ["0", "0.5", "1"]
     errors = {float(r[0]): int(r[2]) for r in rows[1:]}
     assert float((tmp_path / "best_weight").read_text()) == lm.best_weight(errors)
 
     hyp = tmp_path / "hyp.txt"
-    result = run_script(ROOT / "workflow/scripts/decode.py", exp / "final.pt", fsdd_features / "fbank/dev", hyp,
-                        "--config", '{"beam_size": 4}', "--lm", tmp_path / "lm.arpa", "--lm-weight-file",
-                        tmp_path / "best_weight")
+    result = run_script(
+        ROOT / "workflow/scripts/decode.py",
+        exp / "final.pt",
+        fsdd_features / "fbank/dev",
+        hyp,
+        "--config",
+        '{"beam_size": 4}',
+        "--lm",
+        tmp_path / "lm.arpa",
+        "--lm-weight-file",
+        tmp_path / "best_weight",
+    )
     assert "decoding with the language model" in result.stderr and "beam+lm decoding of 20" in result.stderr
     assert len(hyp.read_text().splitlines()) == 20
-    refused = run_script(ROOT / "workflow/scripts/decode.py", exp / "final.pt", fsdd_features / "fbank/dev", hyp,
-                         "--config", '{"method": "greedy"}', "--lm", tmp_path / "lm.arpa", "--lm-weight", 1,
-                         check=False)
+    refused = run_script(
+        ROOT / "workflow/scripts/decode.py",
+        exp / "final.pt",
+        fsdd_features / "fbank/dev",
+        hyp,
+        "--config",
+        '{"method": "greedy"}',
+        "--lm",
+        tmp_path / "lm.arpa",
+        "--lm-weight",
+        1,
+        check=False,
+    )
     assert refused.returncode != 0 and "--lm needs the beam search" in refused.stderr
 
 
 # --- the LM stages of the recipe ------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def lm_run(tmp_path_factory):
@@ -259,8 +326,11 @@ def lm_run(tmp_path_factory):
     from test_recipe import TINY, snakemake
 
     workdir = tmp_path_factory.mktemp("recipe_lm")
-    config = {**{k: v for k, v in TINY.items() if k != "test_sets"}, "tag": "tiny_lm",
-              "decode": {**TINY["decode"], "use_lm": True, "lm": {"weights": [0.0, 0.5]}}}
+    config = {
+        **{k: v for k, v in TINY.items() if k != "test_sets"},
+        "tag": "tiny_lm",
+        "decode": {**TINY["decode"], "use_lm": True, "lm": {"weights": [0.0, 0.5]}},
+    }
     snakemake(workdir, config)
     return workdir, config
 
@@ -278,7 +348,7 @@ def test_the_recipe_trains_the_lm_sweeps_its_weight_and_decodes_with_it(lm_run):
     assert best == lm.best_weight({float(r[0]): int(r[2]) for r in rows[1:]})
     for name in ("dev", "test"):
         log = (exp / f"decode_{name}/log/decode.log").read_text()
-        assert f"decoding with the language model exp/tiny_lm/lm/lm.arpa (3-gram" in log
+        assert "decoding with the language model exp/tiny_lm/lm/lm.arpa (3-gram" in log
         assert f"weight {best:g}, word insertion penalty 0" in log
         assert (exp / f"decode_{name}/wer").read_text().startswith("%WER")
     assert (exp / "results.tsv").exists()
@@ -287,8 +357,14 @@ def test_the_recipe_trains_the_lm_sweeps_its_weight_and_decodes_with_it(lm_run):
     assert planned_rules(snakemake(workdir, config, args=["-n"])) == set()
     # Another weight list: the sweep and what depends on it, not the LM itself.
     more = {"decode": {"lm": {"weights": [0.0, 0.5, 1.0]}}}
-    assert planned_rules(snakemake(workdir, config, more, args=["-n"])) == \
-        {"lm_weight_sweep", "decode", "score", "results", "experiment_config", "plots"}
+    assert planned_rules(snakemake(workdir, config, more, args=["-n"])) == {
+        "lm_weight_sweep",
+        "decode",
+        "score",
+        "results",
+        "experiment_config",
+        "plots",
+    }
     # LM off: decoding no longer asks for the LM stages.
     off = snakemake(workdir, config, {"decode": {"use_lm": False}}, args=["-n"])
     assert planned_rules(off) == {"decode", "score", "results", "experiment_config", "plots"}

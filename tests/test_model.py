@@ -1,13 +1,15 @@
 import pytest
 import torch
 
-from speechrecipe.model import CTCModel, ModelConfig
+from speechrecipe.config import ModelConfig
+from speechrecipe.model import CTCModel
 
 
 @pytest.mark.parametrize("subsampling,factor", [("stack", 3), ("conv2d", 4), ("conv2d", 2), ("none", 1)])
 def test_output_shape_and_lengths(subsampling, factor):
-    config = ModelConfig(input_dim=40, vocab_size=12, hidden=16, layers=2, subsampling=subsampling,
-                         subsampling_factor=factor)
+    config = ModelConfig(
+        input_dim=40, vocab_size=12, hidden=16, layers=2, subsampling=subsampling, subsampling_factor=factor
+    )
     model = CTCModel(config).eval()
     feats = torch.randn(3, 101, 40)
     lengths = torch.tensor([101, 60, 30])
@@ -38,7 +40,7 @@ def test_lower_layers_are_separate_modules():
 
 
 def test_reverse_within_lengths_keeps_padding_in_place():
-    from speechrecipe.model import reverse_within_lengths
+    from speechrecipe.model.network import reverse_within_lengths
 
     x = torch.tensor([[1, 2, 3, 0], [1, 2, 3, 4]]).unsqueeze(-1)
     out = reverse_within_lengths(x, torch.tensor([3, 4])).squeeze(-1)
@@ -46,7 +48,7 @@ def test_reverse_within_lengths_keeps_padding_in_place():
 
 
 def test_initialize_from_copies_the_encoder_and_maps_output_units_by_token():
-    from speechrecipe.model import initialize_from
+    from speechrecipe.model.pretrained import initialize_from
 
     torch.manual_seed(0)
     pretrained = CTCModel(ModelConfig(input_dim=8, vocab_size=4, hidden=8, layers=2))

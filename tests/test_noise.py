@@ -1,6 +1,7 @@
 """Noise mixing on real FSDD speech and Speech Commands noise: SNR, determinism, utt2noise, bad noise input."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +27,20 @@ def clean_dir(tmp_path_factory, fsdd_recordings):
 
 
 def mix_set(clean, out, noise, snrs, seed=1, rate=8000):
-    return run_script(MIX, clean, out, "--noise", *map(str, noise), "--snrs", *map(str, snrs), "--rate", rate,
-                      "--seed", seed, check=False)
+    return run_script(
+        MIX,
+        clean,
+        out,
+        "--noise",
+        *map(str, noise),
+        "--snrs",
+        *map(str, snrs),
+        "--rate",
+        rate,
+        "--seed",
+        seed,
+        check=False,
+    )
 
 
 def utt2noise(folder):
@@ -65,7 +78,7 @@ def test_the_same_utterance_gets_bit_identical_noisy_audio_on_a_rerun(tmp_path, 
     a, b = DataDir.load(tmp_path / "a"), DataDir.load(tmp_path / "b")
     assert set(b.wav_scp) < set(a.wav_scp)
     for utt in b.wav_scp:
-        assert open(a.wav_scp[utt], "rb").read() == open(b.wav_scp[utt], "rb").read(), utt
+        assert Path(a.wav_scp[utt]).read_bytes() == Path(b.wav_scp[utt]).read_bytes(), utt
     assert {u: c for u, c in utt2noise(tmp_path / "a").items() if u in b.wav_scp} == utt2noise(tmp_path / "b")
     # ...and another seed draws other noise
     assert mix_set(clean_dir, tmp_path / "c", [noise_dir], [0, 5, 10], seed=2).returncode == 0
@@ -117,8 +130,20 @@ def test_generated_noise(tmp_path, clean_dir):
         return power[: len(power) * 500 // 4000].sum() / power.sum()
 
     assert low_share(pink) > 5 * low_share(white)  # 1/f: most of pink noise's power is at low frequencies
-    result = run_script(ROOT / "workflow/scripts/make_noise.py", tmp_path, "--types", "babble", "--speech-dir",
-                        clean_dir, "--rate", 8000, "--seconds", 3, "--seed", 1)
+    result = run_script(
+        ROOT / "workflow/scripts/make_noise.py",
+        tmp_path,
+        "--types",
+        "babble",
+        "--speech-dir",
+        clean_dir,
+        "--rate",
+        8000,
+        "--seconds",
+        3,
+        "--seed",
+        1,
+    )
     babble, rate = soundfile.read(tmp_path / "babble.wav", dtype="float32")
     assert rate == 8000 and len(babble) == 24000 and np.std(babble) > 0.01, result.stderr
 
@@ -154,8 +179,21 @@ def test_config_rejects_bad_snrs_and_missing_noise_before_any_job(tmp_path):
 
     def dry_run(noise):
         (tmp_path / "c.yaml").write_text(yaml.safe_dump({"noise": noise}))
-        return subprocess.run([str(snakemake), "-n", "--snakefile", str(ROOT / "Snakefile"), "--directory",
-                               str(tmp_path), "--configfile", str(tmp_path / "c.yaml")], capture_output=True, text=True)
+        return subprocess.run(
+            [
+                str(snakemake),
+                "-n",
+                "--snakefile",
+                str(ROOT / "Snakefile"),
+                "--directory",
+                str(tmp_path),
+                "--configfile",
+                str(tmp_path / "c.yaml"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     result = dry_run({"test_snrs": [5, 200]})
     assert result.returncode != 0 and "200" in result.stdout + result.stderr
@@ -166,15 +204,25 @@ def test_config_rejects_bad_snrs_and_missing_noise_before_any_job(tmp_path):
 
 def test_compare_systems_lines_up_clean_and_noisy_conditions(tmp_path):
     header = "set\twer\tcer\twords\tins\tdel\tsub\tbase\tnoise\tsnr\n"
-    rows = {"a": ["test\t10\t8\t100\t0\t0\t10\ttest\tclean\t", "test_sc_5dB\t40\t30\t100\t0\t0\t40\ttest\tsc\t5.0",
-                  "test_sc_0dB\t60\t50\t100\t0\t0\t60\ttest\tsc\t0.0", "dev\t9\t7\t100\t0\t0\t9\tdev\tclean\t"],
-            "b": ["test\t10.5\t8\t100\t0\t0\t10\ttest\tclean\t", "test_sc_5dB\t30\t25\t100\t0\t0\t30\ttest\tsc\t5.0",
-                  "test_sc_0dB\t45\t40\t100\t0\t0\t45\ttest\tsc\t0.0"]}
+    rows = {
+        "a": [
+            "test\t10\t8\t100\t0\t0\t10\ttest\tclean\t",
+            "test_sc_5dB\t40\t30\t100\t0\t0\t40\ttest\tsc\t5.0",
+            "test_sc_0dB\t60\t50\t100\t0\t0\t60\ttest\tsc\t0.0",
+            "dev\t9\t7\t100\t0\t0\t9\tdev\tclean\t",
+        ],
+        "b": [
+            "test\t10.5\t8\t100\t0\t0\t10\ttest\tclean\t",
+            "test_sc_5dB\t30\t25\t100\t0\t0\t30\ttest\tsc\t5.0",
+            "test_sc_0dB\t45\t40\t100\t0\t0\t45\ttest\tsc\t0.0",
+        ],
+    }
     for name, lines in rows.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.tsv").write_text(header + "\n".join(lines) + "\n")
-    out = run_script(ROOT / "workflow/scripts/compare_systems.py", tmp_path / "a", tmp_path / "b",
-                     "--relative-to", tmp_path / "a").stdout.splitlines()
+    out = run_script(
+        ROOT / "workflow/scripts/compare_systems.py", tmp_path / "a", tmp_path / "b", "--relative-to", tmp_path / "a"
+    ).stdout.splitlines()
     assert out[0].split(" | ")[1:] == ["clean", "sc 0 dB", "sc 5 dB |"]
     assert out[3].endswith("| 10.5 / 8 | 45 / 40 | 30 / 25 |")
     assert out[-1].endswith("| +5.0 | -25.0 | -25.0 |")

@@ -8,17 +8,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import TINY_CORPUS, snakemake_on
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 TINY = {
     "tag": "tiny",
-    "prepare": {"utts_per_speaker": 8, "num_train_speakers": 2, "num_dev_speakers": 1, "num_test_speakers": 1,
-                "max_digits": 3},
+    "prepare": TINY_CORPUS,
     "features": {"nj": 2},
     "tokens": {"vocab_size": 20},
-    "am": {"model": {"hidden": 16, "layers": 1}, "train": {"max_epochs": 2, "batch_frames": 2000, "warmup_steps": 5},
-           "threads": 1},
+    "am": {
+        "model": {"hidden": 16, "layers": 1},
+        "train": {"max_epochs": 2, "batch_frames": 2000, "warmup_steps": 5},
+        "threads": 1,
+    },
     "decode": {"beam_size": 2},
 }
 
@@ -28,16 +30,22 @@ def snakemake(workdir: Path, *configs: dict, args=(), check=True) -> subprocess.
     for i, config in enumerate(configs):
         files.append(workdir / f"override{i}.yaml")
         files[-1].write_text(yaml.safe_dump(config))
-    cmd = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-           "--configfile", *map(str, files), *args]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [
+        *snakemake_on(workdir),
+        "--cores",
+        "2",
+        "--configfile",
+        *map(str, files),
+        *args,
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
 
 
 def planned_rules(result: subprocess.CompletedProcess) -> set[str]:
-    return set(re.findall(r"^(?:local)?rule (\w+):", result.stdout + result.stderr, flags=re.M)) - {"all"}
+    return set(re.findall(r"^(?:local)?rule (\w+):", result.stdout + result.stderr, flags=re.MULTILINE)) - {"all"}
 
 
 def write_extra_test_set(folder: Path) -> Path:
@@ -74,9 +82,19 @@ def test_every_artifact_is_there(finished_run):
             assert (w / "data/synth_digits/fbank" / name / f).stat().st_size > 0, f"fbank/{name}/{f}"
         assert (w / f"exp/make_fbank/synth_digits/{name}/log/make_features.1.log").exists()
     exp = w / "exp/tiny"
-    for f in ("tokens/sp.model", "tokens/tokens.txt", "am/final.pt", "am/epoch-1.pt", "am/epoch-2.pt",
-              "am/history.tsv", "am/log/train.log", "am/log/train.benchmark.tsv", "config.yaml", "results.tsv",
-              "RESULTS.md"):
+    for f in (
+        "tokens/sp.model",
+        "tokens/tokens.txt",
+        "am/final.pt",
+        "am/epoch-1.pt",
+        "am/epoch-2.pt",
+        "am/history.tsv",
+        "am/log/train.log",
+        "am/log/train.benchmark.tsv",
+        "config.yaml",
+        "results.tsv",
+        "RESULTS.md",
+    ):
         assert (exp / f).exists(), f
     assert len((exp / "am/history.tsv").read_text().splitlines()) == 3
     assert not list(w.rglob(".*.tmp*")), "temporary files left behind"
@@ -89,7 +107,9 @@ def test_wer_files_and_results_table(finished_run):
         assert re.match(r"%WER \d+\.\d\d \[ \d+ / \d+, \d+ ins, \d+ del, \d+ sub \]", wer), wer
         assert (exp / f"decode_{name}/cer").read_text().startswith("%CER ")
         hyp_utts = [line.split()[0] for line in (exp / f"decode_{name}/hyp.txt").read_text().splitlines()]
-        ref_utts = [line.split()[0] for line in (finished_run / f"data/synth_digits/{name}/text").read_text().splitlines()]
+        ref_utts = [
+            line.split()[0] for line in (finished_run / f"data/synth_digits/{name}/text").read_text().splitlines()
+        ]
         assert hyp_utts == ref_utts  # decoding never drops an utterance
         assert "#csid" in (exp / f"decode_{name}/per_utt").read_text()
     rows = (exp / "results.tsv").read_text().splitlines()

@@ -5,9 +5,9 @@ import copy
 
 import pandas as pd
 import pytest
+from test_recipe import TINY, planned_rules, snakemake
 
 from conftest import SHARED_DATA
-from test_recipe import TINY, planned_rules, snakemake
 
 NOISE_DIR = SHARED_DATA / "noise" / "speech_commands"
 
@@ -22,8 +22,11 @@ def noisy_run(tmp_path_factory):
     config["am"].update(init="dae", multi_condition=True)
     config["am"]["train"]["freeze_epochs"] = 1
     config["dae"] = {"threads": 1, "train": {"max_epochs": 2, "batch_frames": 2000}}
-    config["noise"] = {"noise_dirs": [str(NOISE_DIR)], "test_snrs": [5],
-                       "test_noise_dirs": {"sc": [str(NOISE_DIR)], "babble": ["generated:babble"]}}
+    config["noise"] = {
+        "noise_dirs": [str(NOISE_DIR)],
+        "test_snrs": [5],
+        "test_noise_dirs": {"sc": [str(NOISE_DIR)], "babble": ["generated:babble"]},
+    }
     snakemake(workdir, config)
     return workdir, config
 

@@ -24,18 +24,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_recipe import TINY, snakemake
 
 from conftest import ROOT
 from speechrecipe import plots
-from test_recipe import TINY, snakemake
+from speechrecipe.results import read_results
 
 CHECK_HEAD = ROOT / "tests/report/check_head.js"
 CHECK_REPORT = ROOT / "tests/report/check_report.js"
-PLOT_FILES = ["results.html", "wer_vs_snr.png", "confusion_matrix.png", "training_curves.png", "runtime_memory.png",
-              "runtime_memory.html", "runtime_memory.tsv"]
+PLOT_FILES = [
+    "results.html",
+    "wer_vs_snr.png",
+    "confusion_matrix.png",
+    "training_curves.png",
+    "runtime_memory.png",
+    "runtime_memory.html",
+    "runtime_memory.tsv",
+]
 # The tiny recipe with its test set copied under generated white noise at 0 and 20 dB.
-REPORT_TINY = {**copy.deepcopy({k: v for k, v in TINY.items() if k != "test_sets"}), "tag": "tiny_report",
-               "noise": {"test_snrs": [0, 20], "test_noise_dirs": {"white": ["generated:white"]}, "sets": ["test"]}}
+REPORT_TINY = {
+    **copy.deepcopy({k: v for k, v in TINY.items() if k != "test_sets"}),
+    "tag": "tiny_report",
+    "noise": {"test_snrs": [0, 20], "test_noise_dirs": {"white": ["generated:white"]}, "sets": ["test"]},
+}
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -61,8 +72,15 @@ u2 #csid 2 1 0 0
 def test_confusions_of_words_from_per_utt(tmp_path):
     (tmp_path / "per_utt").write_text(PER_UTT)
     pairs = plots.read_per_utt(tmp_path / "per_utt")
-    assert pairs == [("ONE", "ONE"), ("TWO", "FOUR"), ("THREE", plots.EPS), (plots.EPS, "FIVE"),
-                     ("NINE", "NINE"), ("NINE", "HELLO"), ("ZERO", "ZERO")]
+    assert pairs == [
+        ("ONE", "ONE"),
+        ("TWO", "FOUR"),
+        ("THREE", plots.EPS),
+        (plots.EPS, "FIVE"),
+        ("NINE", "NINE"),
+        ("NINE", "HELLO"),
+        ("ZERO", "ZERO"),
+    ]
     assert plots.is_digit_corpus(pairs)  # HELLO is a hypothesis word: the references decide
     assert not plots.is_digit_corpus([("ONE", "ONE"), ("PRINTING", "PRINTING")])
     assert not plots.is_digit_corpus([])
@@ -70,8 +88,15 @@ def test_confusions_of_words_from_per_utt(tmp_path):
     table = plots.confusion_counts(pairs)
     assert list(table.index) == [*plots.DIGIT_WORDS, plots.EPS]
     assert list(table.columns) == [*plots.DIGIT_WORDS, plots.OTHER, plots.EPS]
-    expected = {("ONE", "ONE"): 1, ("TWO", "FOUR"): 1, ("THREE", plots.EPS): 1, (plots.EPS, "FIVE"): 1,
-                ("NINE", "NINE"): 1, ("NINE", plots.OTHER): 1, ("ZERO", "ZERO"): 1}
+    expected = {
+        ("ONE", "ONE"): 1,
+        ("TWO", "FOUR"): 1,
+        ("THREE", plots.EPS): 1,
+        (plots.EPS, "FIVE"): 1,
+        ("NINE", "NINE"): 1,
+        ("NINE", plots.OTHER): 1,
+        ("ZERO", "ZERO"): 1,
+    }
     nonzero = {(r, h): int(table.loc[r, h]) for r in table.index for h in table.columns if table.loc[r, h]}
     assert nonzero == expected
     # The errors of the matrix are Kaldi's: 2 substitutions (one to a non-digit), 1 deletion, 1 insertion.
@@ -93,7 +118,9 @@ def write_tsv(path: Path, text: str) -> Path:
 
 def test_wer_against_snr_one_line_per_base_set_and_noise(tmp_path):
     # results.tsv as make_results.py writes it: clean sets with noise 'clean' and an empty snr.
-    results = write_tsv(tmp_path / "results.tsv", """\
+    results = write_tsv(
+        tmp_path / "results.tsv",
+        """\
 set wer cer words ins del sub base noise snr
 dev 5.0 3.0 100 1 2 2 dev clean _
 test 10.0 6.0 100 2 3 5 test clean _
@@ -102,8 +129,9 @@ test_white_0dB 40.0 21.0 100 8 12 20 test white 0.0
 test_babble_0dB 50.0 30.0 100 10 20 20 test babble 0.0
 test_babble_10dB 30.0 16.0 100 6 9 15 test babble 10.0
 dev_white_0dB 35.0 16.0 100 6 9 20 dev white 0
-""".replace("_\n", "\n"))
-    table = plots.read_results(results)
+""".replace("_\n", "\n"),
+    )
+    table = read_results(results)
     series = plots.wer_vs_snr({"sysA": table}, tmp_path / "snr.png")
     assert series == {
         ("sysA", "dev", "white"): {"snr": [0.0], "wer": [35.0], "clean": 5.0},
@@ -118,10 +146,11 @@ dev_white_0dB 35.0 16.0 100 6 9 20 dev white 0
     # The results.tsv of before the noisy sets (no base/noise/snr columns), and one with only clean sets:
     # no line, and the figure is a note saying so.
     old = write_tsv(tmp_path / "old.tsv", "set wer cer words ins del sub\ndev 5.0 3.0 100 1 2 2\n")
-    clean_only = write_tsv(tmp_path / "clean.tsv", "set wer cer words ins del sub base noise snr\n"
-                           "dev 5.0 3.0 100 1 2 2 dev clean \n")
+    clean_only = write_tsv(
+        tmp_path / "clean.tsv", "set wer cer words ins del sub base noise snr\ndev 5.0 3.0 100 1 2 2 dev clean \n"
+    )
     for path in (old, clean_only):
-        table = plots.read_results(path)
+        table = read_results(path)
         assert list(table["noise"]) == ["clean"] and list(table["base"]) == ["dev"]
         assert plots.wer_vs_snr({"x": table}, tmp_path / "note.png") == {}
         assert png_size(tmp_path / "note.png")[0] > 100
@@ -132,8 +161,9 @@ def test_runtime_and_memory_per_rule_from_benchmark_files(tmp_path):
 
     def bench(path, *rows):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_text(header + "".join(f"{s}\t0:00:01\t{rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n"
-                                                      for s, rss, cpu in rows))
+        (tmp_path / path).write_text(
+            header + "".join(f"{s}\t0:00:01\t{rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n" for s, rss, cpu in rows)
+        )
 
     bench("exp/prepare/d/log/prepare.benchmark.tsv", (2.0, 40.0, 1.0))
     bench("exp/make_fbank/d/train/log/make_features.1.benchmark.tsv", (3.0, 500.0, 2.5))
@@ -142,17 +172,20 @@ def test_runtime_and_memory_per_rule_from_benchmark_files(tmp_path):
     bench("exp/make_fbank/d/test/log/make_features.3.benchmark.tsv", (99.0, 9999.0, 99.0))  # nj was 3 once
     bench("exp/make_fbank/d/other/log/make_features.1.benchmark.tsv", (99.0, 9999.0, 99.0))  # another experiment's
     bench("exp/x/decode_test/log/decode.benchmark.tsv", (4.0, "NA", "NA"), (6.0, "NA", "NA"))  # repeats, unmeasured
-    patterns = {"prepare_data": ["exp/prepare/d/log/prepare.benchmark.tsv"],
-                "make_features": ["exp/make_fbank/d/{set}/log/make_features.{job,\\d{1,3}}.benchmark.tsv"],
-                "decode": ["exp/x/decode_{set}/log/decode.benchmark.tsv"],
-                "train_am": ["exp/x/am/log/train.benchmark.tsv"]}  # not run: no file
+    patterns = {
+        "prepare_data": ["exp/prepare/d/log/prepare.benchmark.tsv"],
+        "make_features": ["exp/make_fbank/d/{set}/log/make_features.{job,\\d{1,3}}.benchmark.tsv"],
+        "decode": ["exp/x/decode_{set}/log/decode.benchmark.tsv"],
+        "train_am": ["exp/x/am/log/train.benchmark.tsv"],
+    }  # not run: no file
     found = plots.find_benchmarks(patterns, keep={"set": {"train", "test"}, "job": {"1", "2"}}, root=tmp_path)
     assert [(rule, path.relative_to(tmp_path).as_posix()) for rule, path in found] == [
         ("prepare_data", "exp/prepare/d/log/prepare.benchmark.tsv"),
         ("make_features", "exp/make_fbank/d/test/log/make_features.1.benchmark.tsv"),
         ("make_features", "exp/make_fbank/d/train/log/make_features.1.benchmark.tsv"),
         ("make_features", "exp/make_fbank/d/train/log/make_features.2.benchmark.tsv"),
-        ("decode", "exp/x/decode_test/log/decode.benchmark.tsv")]
+        ("decode", "exp/x/decode_test/log/decode.benchmark.tsv"),
+    ]
     table = plots.runtime_memory_table(plots.read_benchmarks(found)).set_index("rule")
     assert list(table.index) == ["prepare_data", "make_features", "decode"]
     assert table.loc["make_features", "jobs"] == 3 and table.loc["make_features", "total_s"] == 9.0
@@ -166,16 +199,26 @@ def test_runtime_and_memory_per_rule_from_benchmark_files(tmp_path):
 
 
 def test_training_curves_with_and_without_the_dae(tmp_path):
-    am = pd.DataFrame({"epoch": [1, 2, 3], "loss": [100.0, 10.0, 1.0], "dev_loss": [90.0, 12.0, 2.0],
-                       "dev_ter": [1.0, 0.5, 0.2], "lr": [1e-3] * 3, "seconds": [1.0] * 3})
-    dae = pd.DataFrame({"epoch": [1, 2], "loss": [3.0, 2.0], "dev_loss": [3.5, 2.5], "lr": [1e-3] * 2,
-                        "seconds": [1.0] * 2})
+    am = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "loss": [100.0, 10.0, 1.0],
+            "dev_loss": [90.0, 12.0, 2.0],
+            "dev_ter": [1.0, 0.5, 0.2],
+            "lr": [1e-3] * 3,
+            "seconds": [1.0] * 3,
+        }
+    )
+    dae = pd.DataFrame(
+        {"epoch": [1, 2], "loss": [3.0, 2.0], "dev_loss": [3.5, 2.5], "lr": [1e-3] * 2, "seconds": [1.0] * 2}
+    )
     plots.training_curves(am, tmp_path / "am.png")
     plots.training_curves(am, tmp_path / "both.png", dae)
     assert png_size(tmp_path / "both.png")[0] > 1.3 * png_size(tmp_path / "am.png")[0]  # a third panel
 
 
 # --- the recipe's plots and `snakemake --report` ----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory):
@@ -215,8 +258,11 @@ class _References(HTMLParser):
         self.refs = []
 
     def handle_starttag(self, tag, attrs):
-        self.refs += [(tag, name, value or "") for name, value in attrs
-                      if name in ("src", "href", "srcset", "poster", "data", "action", "xlink:href")]
+        self.refs += [
+            (tag, name, value or "")
+            for name, value in attrs
+            if name in ("src", "href", "srcset", "poster", "data", "action", "xlink:href")
+        ]
 
 
 def allowed_reference(value: str) -> bool:
@@ -226,7 +272,7 @@ def allowed_reference(value: str) -> bool:
 
 
 def report_results(page: str) -> dict:
-    found = re.search(r'<script id="results">\s*var results = (.*?);\s*</script>', page, flags=re.S)
+    found = re.search(r'<script id="results">\s*var results = (.*?);\s*</script>', page, flags=re.DOTALL)
     assert found, "no results in the report"
     return json.loads(found.group(1))
 
@@ -252,7 +298,9 @@ def test_the_report_is_one_self_contained_file(report_run):
         assert entry["caption"].strip(), f"{name} has no caption"
     # The embedded figures are the recipe's files, byte for byte; the tables are HTML without references.
     plots_dir = report_run / "exp/tiny_report/plots"
-    assert data_uri_bytes(by_name["training_curves.png"]["data_uri"]) == (plots_dir / "training_curves.png").read_bytes()
+    assert (
+        data_uri_bytes(by_name["training_curves.png"]["data_uri"]) == (plots_dir / "training_curves.png").read_bytes()
+    )
     table = data_uri_bytes(by_name["results.html"]["data_uri"]).decode()
     assert "<table" in table and "test_white_20dB" in table
     inner = _References()
@@ -270,16 +318,23 @@ def chromium(tmp_path_factory) -> str:
     if found:
         return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip("chromium is not installed and cannot be installed here (needs root and apt-get; "
-                    "CI runs as root): apt-get install chromium")
+        pytest.skip(
+            "chromium is not installed and cannot be installed here (needs root and apt-get; "
+            "CI runs as root): apt-get install chromium"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600", "chromium"]
     log = tmp_path_factory.mktemp("apt") / "apt.log"
-    result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=1800, check=False)
     if result.returncode != 0:  # stale package lists: refresh them once
-        subprocess.run(["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=600"], env=env, capture_output=True,
-                       timeout=900)
-        result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=1800)
+        subprocess.run(
+            ["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=600"],
+            env=env,
+            capture_output=True,
+            timeout=900,
+            check=False,
+        )
+        result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=1800, check=False)
     log.write_text(result.stdout + result.stderr)
     found = shutil.which("chromium")
     if result.returncode != 0 or not found:
@@ -289,10 +344,23 @@ def chromium(tmp_path_factory) -> str:
 
 def headless(chromium: str, page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
     """chromium --headless on a local file, with no network (every host name fails to resolve)."""
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-           f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND", "--enable-logging=stderr", "--v=0",
-           "--virtual-time-budget=60000", "--window-size=1600,1000", *args, page.as_uri()]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=profile)
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=60000",
+        "--window-size=1600,1000",
+        *args,
+        page.as_uri(),
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=profile, check=False)
 
 
 def instrumented_copy(report: Path, out: Path) -> Path:
@@ -308,21 +376,25 @@ def instrumented_copy(report: Path, out: Path) -> Path:
 def test_chromium_opens_the_report_and_shows_every_plot(report_run, chromium, tmp_path):
     page = instrumented_copy(report_run / "report.html", tmp_path / "report_check.html")
     result = headless(chromium, page, tmp_path, "--dump-dom")
-    found = re.findall(r'<pre id="report-check"[^>]*>(.*?)</pre>', result.stdout, flags=re.S)
+    found = re.findall(r'<pre id="report-check"[^>]*>(.*?)</pre>', result.stdout, flags=re.DOTALL)
     assert result.returncode == 0 and found, f"chromium did not render the report:\n{result.stderr[-3000:]}"
     check = json.loads(html.unescape(found[-1]))
 
     assert check["app"], "the report's application did not start"
     assert check["errors"] == [] and check["console"] == [], (check["errors"], check["console"])
     console = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Failed to load" in line]
-    assert not [line for line in console if re.search(r"error|uncaught|failed", line, flags=re.I)], console
+    assert not [line for line in console if re.search(r"error|uncaught|failed", line, flags=re.IGNORECASE)], console
     # The start page: the rule graph, drawn, with the recipe's rules.
     assert check["start_view"] == "rulegraph" and check["rulegraph_drawn"] >= 1
-    assert {"prepare_data", "make_features", "train_am", "decode", "score", "results", "plots"} <= \
-        set(check["rulegraph_rules"])
+    assert {"prepare_data", "make_features", "train_am", "decode", "score", "results", "plots"} <= set(
+        check["rulegraph_rules"]
+    )
     # Every result of every category was shown through its view button: images decoded, tables in frames.
-    assert {c["name"]: c["results"] for c in check["categories"]} == {"Results": 3, "Training": 1,
-                                                                       "Runtime and memory": 2}
+    assert {c["name"]: c["results"] for c in check["categories"]} == {
+        "Results": 3,
+        "Training": 1,
+        "Runtime and memory": 2,
+    }
     shown = {Path(v["result"]).name: v for v in check["views"]}
     assert set(shown) == {n for n in PLOT_FILES if not n.endswith(".tsv")}
     for name, view in shown.items():

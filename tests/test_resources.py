@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
-from test_recipe import SNAKEMAKE
+from conftest import ROOT, snakemake_on
 
 TINY = {"tag": "tiny", "am": {"threads": 1}}
 # The jobs of the data, feature, tokenizer, decoding, scoring, LM and export stages: CPU only.
 # The training scripts may use a GPU; every other stage runs on the CPU.
-CPU_SCRIPTS = sorted(p for p in (ROOT / "workflow/scripts").glob("*.py") if p.name not in ("train_am.py", "train_dae.py"))
+CPU_SCRIPTS = sorted(
+    p for p in (ROOT / "workflow/scripts").glob("*.py") if p.name not in ("train_am.py", "train_dae.py")
+)
 CUDA_CALL = re.compile(r"torch\.cuda|\.cuda\(|pick_device|init_process_group")
 
 
@@ -26,16 +27,23 @@ def dry_run(workdir: Path, *configs: dict, args=(), env=None) -> str:
     for i, config in enumerate([TINY, *configs]):
         files.append(workdir / f"c{i}.yaml")
         files[-1].write_text(yaml.safe_dump(config))
-    cmd = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "-n",
-           "--configfile", *map(str, files), *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=workdir)
+    cmd = [
+        *snakemake_on(workdir),
+        "-n",
+        "--configfile",
+        *map(str, files),
+        *args,
+    ]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=workdir, check=False
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 
 
 def job_resources(output: str, rule: str) -> dict[str, str]:
     """The ``resources:`` line of the first job of ``rule`` in a dry run's listing."""
-    block = re.search(rf"^(?:local)?rule {rule}:\n(.*?)(?:\n\n|\n\[|\Z)", output, flags=re.M | re.S)
+    block = re.search(rf"^(?:local)?rule {rule}:\n(.*?)(?:\n\n|\n\[|\Z)", output, flags=re.MULTILINE | re.DOTALL)
     assert block, f"no job of {rule} in:\n{output[-2000:]}"
     line = re.search(r"resources: (.*)", block.group(1))
     return dict(item.split("=", 1) for item in line.group(1).split(", ")) if line else {}
@@ -44,6 +52,7 @@ def job_resources(output: str, rule: str) -> dict[str, str]:
 @pytest.fixture
 def fake_gpus(tmp_path):
     """A PATH with an nvidia-smi that lists ``n`` GPUs."""
+
     def make(n: int) -> dict:
         bin_dir = tmp_path / f"bin{n}"
         bin_dir.mkdir(exist_ok=True)
@@ -51,19 +60,22 @@ def fake_gpus(tmp_path):
         (bin_dir / "nvidia-smi").write_text(f"#!/bin/sh\n{lines}")
         (bin_dir / "nvidia-smi").chmod(0o755)
         return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "CUDA_VISIBLE_DEVICES": ""} | (
-            {} if n == 0 else {"CUDA_VISIBLE_DEVICES": ",".join(map(str, range(n)))})
+            {} if n == 0 else {"CUDA_VISIBLE_DEVICES": ",".join(map(str, range(n)))}
+        )
+
     return make
 
 
 def test_every_rule_declares_threads_memory_and_time():
     for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
         text = smk.read_text()
-        blocks = re.split(r"^rule ", text, flags=re.M)[1:]
+        blocks = re.split(r"^rule ", text, flags=re.MULTILINE)[1:]
         for block in blocks:
             name = block.split(":", 1)[0]
             assert "threads:" in block, f"{smk.name}: rule {name} declares no threads"
-            assert ("mem_mb=" in block and "runtime=" in block) or "training_resources(" in block, \
+            assert ("mem_mb=" in block and "runtime=" in block) or "training_resources(" in block, (
                 f"{smk.name}: rule {name} declares no mem_mb/runtime"
+            )
 
 
 def test_the_local_gpu_limit_is_the_number_of_visible_gpus(tmp_path, fake_gpus):
@@ -71,8 +83,9 @@ def test_the_local_gpu_limit_is_the_number_of_visible_gpus(tmp_path, fake_gpus):
     out = dry_run(tmp_path, {"am": {"num_gpus": 2}}, args=["--cores", "8"], env=fake_gpus(1))
     assert job_resources(out, "train_am")["gpu"] == "1"
     # Two GPUs, CUDA_VISIBLE_DEVICES narrowing them to one.
-    out = dry_run(tmp_path, {"am": {"num_gpus": 2}}, args=["--cores", "8"],
-                  env={**fake_gpus(2), "CUDA_VISIBLE_DEVICES": "1"})
+    out = dry_run(
+        tmp_path, {"am": {"num_gpus": 2}}, args=["--cores", "8"], env={**fake_gpus(2), "CUDA_VISIBLE_DEVICES": "1"}
+    )
     assert job_resources(out, "train_am")["gpu"] == "1"
     out = dry_run(tmp_path, {"am": {"num_gpus": 2}}, args=["--cores", "8"], env=fake_gpus(2))
     assert job_resources(out, "train_am")["gpu"] == "2"
@@ -91,17 +104,21 @@ def test_only_training_asks_for_a_gpu_and_only_when_use_gpu_is_on(tmp_path, fake
         assert "gpu" not in resources and "mem_mb" in resources and "runtime" in resources, (rule, resources)
     resources = job_resources(out, "train_am")
     assert resources["mem_mb"] == "6000" and resources["runtime"] == "1440"
-    out = dry_run(tmp_path, {"am": {"use_gpu": False, "num_gpus": 2, "mem_mb": 1000}}, args=["--cores", "8"],
-                  env=fake_gpus(1))
+    out = dry_run(
+        tmp_path, {"am": {"use_gpu": False, "num_gpus": 2, "mem_mb": 1000}}, args=["--cores", "8"], env=fake_gpus(1)
+    )
     resources = job_resources(out, "train_am")
     assert "gpu" not in resources and resources["mem_mb"] == "2000"
-    assert re.search(r"rule train_am:.*?threads: 2", out, flags=re.S)
+    assert re.search(r"rule train_am:.*?threads: 2", out, flags=re.DOTALL)
 
 
 def test_the_slurm_profile_asks_for_gpus_per_job_and_nodes_for_multi_node(tmp_path):
     profile = ["--workflow-profile", str(ROOT / "profiles/slurm")]
-    env = {"SPEECHRECIPE_SLURM_GPU_PARTITION": "gpu", "SPEECHRECIPE_SLURM_ACCOUNT": "speech",
-           "SPEECHRECIPE_SLURM_GPU_MODEL": "a100"}
+    env = {
+        "SPEECHRECIPE_SLURM_GPU_PARTITION": "gpu",
+        "SPEECHRECIPE_SLURM_ACCOUNT": "speech",
+        "SPEECHRECIPE_SLURM_GPU_MODEL": "a100",
+    }
     out = dry_run(tmp_path, args=profile, env=env)
     train = job_resources(out, "train_am")
     # Not capped by the submitting host's GPUs: the cluster allocates them.
@@ -155,21 +172,44 @@ runpy.run_path(script, run_name="__main__")
 
 def test_cpu_jobs_run_with_cuda_forbidden(fsdd_features, tmp_path):
     """The stage scripts do their real work with every CUDA entry point of torch made to fail."""
+
     def guarded(script, *args):
-        result = subprocess.run([sys.executable, "-c", GUARD, str(ROOT / "workflow/scripts" / script), *map(str, args)],
-                                capture_output=True, text=True, cwd=ROOT)
+        result = subprocess.run(
+            [sys.executable, "-c", GUARD, str(ROOT / "workflow/scripts" / script), *map(str, args)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
         assert result.returncode == 0, f"{script}: {result.stderr[-2000:]}"
 
     data = fsdd_features / "data/dev"
     guarded("validate_data_dir.py", data)
     feats = tmp_path / "fbank"
-    guarded("make_features.py", data, feats, "--job", 1, "--nj", 1, "--config", '{"num_mel_bins": 40, "sample_rate": 8000}')
+    guarded(
+        "make_features.py", data, feats, "--job", 1, "--nj", 1, "--config", '{"num_mel_bins": 40, "sample_rate": 8000}'
+    )
     guarded("gather_features.py", data, feats, "--nj", 1)
     guarded("train_tokenizer.py", data / "text", tmp_path / "sp.model", "--vocab-size", 20)
-    subprocess.run([sys.executable, str(ROOT / "workflow/scripts/train_am.py"), fsdd_features / "fbank/train",
-                    fsdd_features / "fbank/dev", fsdd_features / "tokens/sp.model", tmp_path / "am",
-                    "--model", json.dumps({"hidden": 8, "layers": 1}), "--train", '{"max_epochs": 1}',
-                    "--use-gpu", "false", "--no-progress"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "workflow/scripts/train_am.py"),
+            fsdd_features / "fbank/train",
+            fsdd_features / "fbank/dev",
+            fsdd_features / "tokens/sp.model",
+            tmp_path / "am",
+            "--model",
+            json.dumps({"hidden": 8, "layers": 1}),
+            "--train",
+            '{"max_epochs": 1}',
+            "--use-gpu",
+            "false",
+            "--no-progress",
+        ],
+        check=True,
+        capture_output=True,
+    )
     guarded("decode.py", tmp_path / "am/final.pt", feats, tmp_path / "hyp.txt", "--config", '{"method": "beam"}')
     guarded("score.py", data / "text", tmp_path / "hyp.txt", tmp_path / "score")
     assert (tmp_path / "score/wer").read_text().startswith("%WER")

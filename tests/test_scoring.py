@@ -1,5 +1,3 @@
-import pytest
-
 from speechrecipe.scoring import edit_distance, parse_kaldi_line, score
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_recipe import TINY
 
-from conftest import ROOT
-from test_recipe import SNAKEMAKE, TINY
+from conftest import ROOT, snakemake_on
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -41,7 +41,7 @@ def slurm(tmp_path_factory):
     if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
         pytest.skip("SLURM is not installed and there is no apt-get to install it")
     state = tmp_path_factory.mktemp("slurm")
-    started = subprocess.run([str(START), str(state)], capture_output=True, text=True, timeout=900)
+    started = subprocess.run([str(START), str(state)], capture_output=True, text=True, timeout=900, check=False)
     try:
         if started.returncode != 0:
             if started.returncode == 3:  # apt-get failed, or the machine has a SLURM of its own
@@ -49,18 +49,26 @@ def slurm(tmp_path_factory):
             raise AssertionError(f"the SLURM test cluster did not start:\n{started.stderr[-3000:]}")
         yield {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
     finally:
-        subprocess.run([str(STOP), str(state)], capture_output=True, text=True, timeout=120)
+        subprocess.run([str(STOP), str(state)], capture_output=True, text=True, timeout=120, check=False)
 
 
 def snakemake_slurm(workdir: Path, config: dict, env: dict, *args, timeout: int = 420):
     """snakemake --workflow-profile profiles/slurm in ``workdir``; never waits longer than ``timeout``."""
     override = workdir / "override.yaml"
     override.write_text(yaml.safe_dump(config))
-    cmd = [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--workflow-profile", str(ROOT / "profiles/slurm"), "--configfile", str(override), *STATUS, *args]
+    cmd = [
+        *snakemake_on(workdir),
+        "--workflow-profile",
+        str(ROOT / "profiles/slurm"),
+        "--configfile",
+        str(override),
+        *STATUS,
+        *args,
+    ]
     started = time.time()
-    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -88,8 +96,12 @@ def test_the_recipe_runs_end_to_end_under_slurm(slurm_run):
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", output)
     assert len(submitted) >= 1 + 3 * 2 + 3 + 1 + 1 + 2, output[-3000:]
     # Each rule's log is under exp/, as in a local run.
-    for log in ("exp/prepare/synth_digits/log/prepare.log", "exp/make_fbank/synth_digits/train/log/make_features.2.log",
-                "exp/tiny_slurm/am/log/train.log", "exp/tiny_slurm/decode_test/log/decode.log"):
+    for log in (
+        "exp/prepare/synth_digits/log/prepare.log",
+        "exp/make_fbank/synth_digits/train/log/make_features.2.log",
+        "exp/tiny_slurm/am/log/train.log",
+        "exp/tiny_slurm/decode_test/log/decode.log",
+    ):
         assert (workdir / log).stat().st_size > 0, log
 
 
@@ -105,7 +117,9 @@ def test_training_ran_in_a_slurm_job_with_its_gpus_allocated(slurm_run, slurm):
     assert "device: cpu" in log
     assert "2 process(es) on each of 1 node(s)" in log and "data-parallel training: 2 processes (gloo backend)" in log
     assert log.count("epoch 2: loss") == 1 and "[rank 1]" not in log
-    shown = subprocess.run(["scontrol", "show", "job", job], env=slurm, capture_output=True, text=True).stdout
+    shown = subprocess.run(
+        ["scontrol", "show", "job", job], env=slurm, capture_output=True, text=True, check=False
+    ).stdout
     assert re.search(r"TresPerJob=gres:gpu:2\b", shown), shown
 
 

@@ -9,8 +9,10 @@ from speechrecipe.text import DIGIT_WORDS, normalize
     "raw, expected",
     [
         # LJ Speech, first clip: case and commas
-        ("Printing, in the only sense with which we are at present concerned,",
-         "PRINTING IN THE ONLY SENSE WITH WHICH WE ARE AT PRESENT CONCERNED"),
+        (
+            "Printing, in the only sense with which we are at present concerned,",
+            "PRINTING IN THE ONLY SENSE WITH WHICH WE ARE AT PRESENT CONCERNED",
+        ),
         ("in being comparatively modern.", "IN BEING COMPARATIVELY MODERN"),
         # apostrophes inside words are kept, also the typographic one
         ("don't", "DON'T"),
@@ -37,8 +39,10 @@ from speechrecipe.text import DIGIT_WORDS, normalize
         ("\u0451\u043b\u043a\u0430", "\u0401\u041b\u041a\u0410"),
         ("Stra\u00dfe", "STRASSE"),
         # combining marks are part of a word (Devanagari vowel signs and virama)
-        ("\u0939\u093f\u0928\u094d\u0926\u0940, \u092d\u093e\u0937\u093e!",
-         "\u0939\u093f\u0928\u094d\u0926\u0940 \u092d\u093e\u0937\u093e"),
+        (
+            "\u0939\u093f\u0928\u094d\u0926\u0940, \u092d\u093e\u0937\u093e!",
+            "\u0939\u093f\u0928\u094d\u0926\u0940 \u092d\u093e\u0937\u093e",
+        ),
     ],
 )
 def test_normalize(raw, expected):

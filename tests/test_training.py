@@ -1,6 +1,5 @@
 """Training on real FSDD audio: learning happens, a SIGKILLed run resumes, decoding works."""
 
-import json
 import signal
 import subprocess
 import sys
@@ -9,25 +8,38 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, train_am_on
 from speechrecipe import checkpoint
-from speechrecipe.dataset import FeatureSet, global_stats
-from speechrecipe.decoding import BeamSearch, Recognizer, greedy_ids
-from speechrecipe.features import stats_to_mean_std
-from speechrecipe.model import CTCModel, ModelConfig
+from speechrecipe.cmvn import global_stats, stats_to_mean_std
+from speechrecipe.config import AMTrainConfig, ModelConfig
+from speechrecipe.ctc_task import CTCTask
+from speechrecipe.dataset import FeatureSet
+from speechrecipe.decoding import BeamSearch
+from speechrecipe.model import CTCModel
+from speechrecipe.recognizer import Recognizer
+from speechrecipe.schedule import learning_rate
 from speechrecipe.tokens import Tokenizer
-from speechrecipe.training import TrainConfig, learning_rate, train
+from speechrecipe.trainer import train
 
 MODEL = {"hidden": 32, "layers": 2, "subsampling": "stack", "subsampling_factor": 2, "dropout": 0.1}
-TRAIN = {"max_epochs": 4, "batch_frames": 1500, "lr": 0.003, "warmup_steps": 10, "patience": 0, "average_best": 2,
-         "seed": 3}
+TRAIN = {
+    "max_epochs": 4,
+    "batch_frames": 1500,
+    "lr": 0.003,
+    "warmup_steps": 10,
+    "patience": 0,
+    "average_best": 2,
+    "seed": 3,
+}
 
 
 def train_command(fsdd_features, exp_dir, **overrides):
-    return [sys.executable, str(ROOT / "workflow/scripts/train_am.py"), str(fsdd_features / "fbank/train"),
-            str(fsdd_features / "fbank/dev"), str(fsdd_features / "tokens/sp.model"), str(exp_dir),
-            "--model", json.dumps(MODEL), "--train", json.dumps({**TRAIN, **overrides}), "--cmvn", "speaker",
-            "--threads", "1", "--no-progress"]
+    return [
+        *train_am_on(fsdd_features, str(exp_dir), MODEL, {**TRAIN, **overrides}, "speaker"),
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
 
 
 def test_learning_rate_warms_up_then_decays():
@@ -43,13 +55,25 @@ def test_training_lowers_the_loss_on_real_audio(fsdd_features, tmp_path):
     dev_set = FeatureSet(fsdd_features / "fbank/dev", "global", tok, mean_std)
     torch.manual_seed(0)
     model = CTCModel(ModelConfig(input_dim=40, vocab_size=tok.vocab_size, **MODEL))
-    final = train(model, train_set, dev_set, tmp_path, TrainConfig.from_dict({**TRAIN, "max_epochs": 5}),
-                  "hash", device=torch.device("cpu"), progress=False)
+    config = AMTrainConfig.from_dict({**TRAIN, "max_epochs": 5})
+    final = train(
+        CTCTask(model, train_set, dev_set, config.specaug),
+        tmp_path,
+        config,
+        "hash",
+        device=torch.device("cpu"),
+        progress=False,
+    )
     history = final["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
     assert history[-1]["loss"] < 0.7 * history[0]["loss"]
-    assert (tmp_path / "history.tsv").read_text().splitlines()[0].split("\t")[:5] == \
-        ["epoch", "loss", "dev_loss", "dev_ter", "lr"]
+    assert (tmp_path / "history.tsv").read_text().splitlines()[0].split("\t")[:5] == [
+        "epoch",
+        "loss",
+        "dev_loss",
+        "dev_ter",
+        "lr",
+    ]
     assert len(final["averaged_epochs"]) == 2
 
 
@@ -70,7 +94,7 @@ def test_sigkilled_training_resumes_from_the_saved_epoch_and_matches_an_uninterr
 
     second = subprocess.run(train_command(fsdd_features, killed), check=True, capture_output=True, text=True)
     assert f"resuming from {killed}/epoch-{saved}.pt" in second.stderr
-    assert f"epoch 1:" not in second.stderr  # nothing already done was redone
+    assert "epoch 1:" not in second.stderr  # nothing already done was redone
     history = (killed / "history.tsv").read_text().splitlines()[1:]
     assert [int(line.split("\t")[0]) for line in history] == [1, 2, 3, 4]
 
@@ -82,14 +106,15 @@ def test_sigkilled_training_resumes_from_the_saved_epoch_and_matches_an_uninterr
 
 def test_raising_max_epochs_continues_instead_of_restarting(fsdd_features, tmp_path):
     subprocess.run(train_command(fsdd_features, tmp_path, max_epochs=2), check=True, capture_output=True)
-    more = subprocess.run(train_command(fsdd_features, tmp_path, max_epochs=3), check=True, capture_output=True,
-                          text=True)
+    more = subprocess.run(
+        train_command(fsdd_features, tmp_path, max_epochs=3), check=True, capture_output=True, text=True
+    )
     assert "resuming from" in more.stderr and "epoch 3:" in more.stderr and "epoch 1:" not in more.stderr
 
 
 def test_decoding_a_trained_model(fsdd_features, tmp_path):
     subprocess.run(train_command(fsdd_features, tmp_path / "am", max_epochs=3), check=True, capture_output=True)
-    recognizer = Recognizer(tmp_path / "am/final.pt")
+    recognizer = Recognizer.load(tmp_path / "am/final.pt")
     data = FeatureSet(fsdd_features / "fbank/dev", recognizer.cmvn_mode, None, recognizer.global_mean_std)
     from speechrecipe.dataset import collate
 
@@ -100,8 +125,18 @@ def test_decoding_a_trained_model(fsdd_features, tmp_path):
     assert greedy == beam
     for config in ('{"method": "greedy"}', '{"method": "beam", "beam_size": 4}'):
         hyp = tmp_path / "hyp.txt"
-        subprocess.run([sys.executable, str(ROOT / "workflow/scripts/decode.py"), str(tmp_path / "am/final.pt"),
-                        str(fsdd_features / "fbank/dev"), str(hyp), "--config", config], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "workflow/scripts/decode.py"),
+                str(tmp_path / "am/final.pt"),
+                str(fsdd_features / "fbank/dev"),
+                str(hyp),
+                "--config",
+                config,
+            ],
+            check=True,
+            capture_output=True,
+        )
         lines = hyp.read_text().splitlines()
         assert [line.split()[0] for line in lines] == sorted(u.utt for u in data.utterances)

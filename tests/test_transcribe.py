@@ -11,29 +11,44 @@ import pytest
 import soundfile
 import torch
 
-from conftest import ROOT
-from speechrecipe import checkpoint, transcribe
+from conftest import ROOT, train_am_on
+from speechrecipe import checkpoint
 from speechrecipe.audio import read_audio, resample
-from speechrecipe.dataset import normalize
+from speechrecipe.cli import transcribe
+from speechrecipe.cmvn import normalize
+from speechrecipe.config import FeatureConfig
 from speechrecipe.decoding import BeamSearch
-from speechrecipe.features import FeatureConfig, compute, compute_entry
+from speechrecipe.features import compute, compute_entry, compute_in_blocks
 from speechrecipe.fileio import read_table
-from speechrecipe.transcribe import Source, Transcriber, compute_in_blocks, load_recognizer
+from speechrecipe.inputs import Source
+from speechrecipe.recognizer import Recognizer
+from speechrecipe.transcriber import Transcriber
 
 ASR_TRANSCRIBE = Path(sys.executable).with_name("asr-transcribe")
 FEATURES = {"type": "fbank", "num_mel_bins": 40, "sample_rate": 8000}  # conftest's fsdd_features
 MODEL = {"hidden": 64, "layers": 2, "subsampling": "stack", "subsampling_factor": 2, "dropout": 0.1}
 # Enough to recognize most training-speaker digits (a handful of seconds on one core).
-TRAIN = {"max_epochs": 40, "batch_frames": 1000, "lr": 0.005, "warmup_steps": 20, "patience": 0, "average_best": 1,
-         "select_by": "ter", "seed": 3, "specaug": {"freq_masks": 0, "time_masks": 0}}
+TRAIN = {
+    "max_epochs": 40,
+    "batch_frames": 1000,
+    "lr": 0.005,
+    "warmup_steps": 20,
+    "patience": 0,
+    "average_best": 1,
+    "select_by": "ter",
+    "seed": 3,
+    "specaug": {"freq_masks": 0, "time_masks": 0},
+}
 
 
 def train_tiny_model(fsdd_features, exp_dir: Path, cmvn: str = "global") -> Path:
     """exp_dir/am/final.pt trained by the recipe's own script on conftest's FSDD features."""
-    subprocess.run([sys.executable, str(ROOT / "workflow/scripts/train_am.py"), str(fsdd_features / "fbank/train"),
-                    str(fsdd_features / "fbank/dev"), str(fsdd_features / "tokens/sp.model"), str(exp_dir / "am"),
-                    "--model", json.dumps(MODEL), "--train", json.dumps(TRAIN), "--features", json.dumps(FEATURES),
-                    "--cmvn", cmvn, "--threads", "1", "--no-progress"], check=True, capture_output=True)
+    command = train_am_on(fsdd_features, exp_dir / "am", MODEL, TRAIN, cmvn)
+    subprocess.run(
+        [*command, "--features", json.dumps(FEATURES), "--threads", "1", "--no-progress"],
+        check=True,
+        capture_output=True,
+    )
     return exp_dir
 
 
@@ -44,14 +59,14 @@ def exp(fsdd_features, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def transcriber(exp):
-    return Transcriber(load_recognizer(exp))
+    return Transcriber(Recognizer.load(exp))
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
     """The installed console script, as a user runs it."""
     if not ASR_TRANSCRIBE.exists():
         pytest.skip(f"{ASR_TRANSCRIBE} is not installed (pip install --no-deps -e .)")
-    return subprocess.run([str(ASR_TRANSCRIBE), *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([str(ASR_TRANSCRIBE), *map(str, args)], capture_output=True, text=True, check=False)
 
 
 def run_main(capsys, *args) -> tuple[int, str, str]:
@@ -79,12 +94,23 @@ def concatenate(files, gap_seconds=0.1) -> tuple[np.ndarray, int]:
 
 # --- same text as the recipe ----------------------------------------------------------
 
+
 @pytest.mark.parametrize("subset", ["train", "dev"])
 def test_same_text_as_the_recipe_decoding_stage(exp, fsdd_features, tmp_path, subset):
     hyp = tmp_path / "hyp.txt"
-    subprocess.run([sys.executable, str(ROOT / "workflow/scripts/decode.py"), str(exp / "am/final.pt"),
-                    str(fsdd_features / "fbank" / subset), str(hyp), "--config", '{"method": "beam", "beam_size": 10}'],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "workflow/scripts/decode.py"),
+            str(exp / "am/final.pt"),
+            str(fsdd_features / "fbank" / subset),
+            str(hyp),
+            "--config",
+            '{"method": "beam", "beam_size": 10}',
+        ],
+        check=True,
+        capture_output=True,
+    )
     recipe = read_table(hyp)
 
     result = run_cli(exp, fsdd_features / "data" / subset / "wav.scp")
@@ -95,8 +121,9 @@ def test_same_text_as_the_recipe_decoding_stage(exp, fsdd_features, tmp_path, su
         assert sum(bool(text) for text in recipe.values()) >= 0.8 * len(recipe)
 
 
-def test_flac_at_another_rate_in_stereo_is_read_and_resampled_like_the_recipe(exp, transcriber, fsdd_recordings,
-                                                                             tmp_path, capsys):
+def test_flac_at_another_rate_in_stereo_is_read_and_resampled_like_the_recipe(
+    exp, transcriber, fsdd_recordings, tmp_path, capsys
+):
     config = FeatureConfig.from_dict(FEATURES)
     recognizer = transcriber.recognizer
     search = BeamSearch(recognizer.tokenizer.pieces, 10)
@@ -125,6 +152,7 @@ def test_features_in_blocks_are_the_features_of_one_pass(fsdd_recordings):
 
 # --- inputs -------------------------------------------------------------------
 
+
 def test_a_directory_is_every_audio_file_under_it(exp, fsdd_recordings, tmp_path, capsys):
     folder = tmp_path / "recordings"
     (folder / "more").mkdir(parents=True)
@@ -142,8 +170,10 @@ def test_a_wav_scp_with_files_and_a_pipe(exp, transcriber, fsdd_recordings, tmp_
     (tmp_path / "wav.scp").write_text(f"utt-a {a}\nutt-b cat {b} |\n")
     code, out, err = run_main(capsys, exp, tmp_path / "wav.scp")
     assert code == 0, err
-    assert hyp_lines(out) == {"utt-a": transcriber.transcribe(Source("a", str(a))).text,
-                              "utt-b": transcriber.transcribe(Source("b", str(b))).text}
+    assert hyp_lines(out) == {
+        "utt-a": transcriber.transcribe(Source("a", str(a))).text,
+        "utt-b": transcriber.transcribe(Source("b", str(b))).text,
+    }
 
 
 def test_bad_files_are_named_and_the_good_ones_still_transcribed(exp, fsdd_recordings, tmp_path):
@@ -171,6 +201,7 @@ def test_a_model_that_is_not_there_is_one_clear_error(tmp_path, capsys):
 
 
 # --- timings, speed, long audio ------------------------------------------------------
+
 
 def read_ctm(text: str) -> list[tuple[str, float, float, str]]:
     rows = []
@@ -240,15 +271,17 @@ def test_chunked_decoding_gives_the_text_of_one_pass(transcriber, fsdd_recording
 
 @pytest.mark.parametrize("subsampling,factor", [("stack", 3), ("conv2d", 4), ("conv2d", 2), ("none", 1)])
 def test_chunks_tile_the_output_of_every_subsampling(subsampling, factor, exp):
-    from speechrecipe.decoding import Recognizer
-    from speechrecipe.model import CTCModel, ModelConfig
+    from speechrecipe.config import ModelConfig
+    from speechrecipe.model import CTCModel
 
     final = checkpoint.load(exp / "am/final.pt")
-    config = ModelConfig(input_dim=40, vocab_size=final["model_config"]["vocab_size"], hidden=16, layers=1,
-                         subsampling=subsampling, subsampling_factor=factor)
+    vocab = final["model_config"]["vocab_size"]
+    config = ModelConfig(
+        input_dim=40, vocab_size=vocab, hidden=16, layers=1, subsampling=subsampling, subsampling_factor=factor
+    )
     torch.manual_seed(0)
     final.update(model=CTCModel(config).state_dict(), model_config=config.to_dict())
-    recognizer = Recognizer.from_checkpoint(final)
+    recognizer = Recognizer(final)
     whole = Transcriber(recognizer, method="greedy", chunk_seconds=1000)
     chunked = Transcriber(recognizer, method="greedy", chunk_seconds=3, overlap_seconds=0.5)
     generator = np.random.default_rng(0)
@@ -281,16 +314,17 @@ def test_a_long_recording_decodes_in_bounded_chunks(transcriber, fsdd_recordings
 
 # --- CMVN -------------------------------------------------------------------------
 
+
 def test_a_speaker_cmvn_model_uses_each_files_own_statistics(exp, fsdd_recordings, tmp_path, capsys):
     final = checkpoint.load(exp / "am/final.pt")
     final["cmvn"]["mode"] = "speaker"
     checkpoint.save(final, tmp_path / "final.pt")
-    t = Transcriber(load_recognizer(tmp_path / "final.pt"))
+    t = Transcriber(Recognizer.load(tmp_path / "final.pt"))
     assert t.cmvn_mode == "utterance"
     wav = fsdd_wav(fsdd_recordings, 5)
     feats = t.features(*read_audio(str(wav)))
     np.testing.assert_allclose(feats.mean(axis=0), 0, atol=1e-4)
     np.testing.assert_allclose(feats.std(axis=0), 1, atol=1e-3)
-    code, out, err = run_main(capsys, tmp_path / "final.pt", wav)
+    code, _out, err = run_main(capsys, tmp_path / "final.pt", wav)
     assert code == 0 and "speaker CMVN" in err and "utterance CMVN" in err
     assert "utterance CMVN" in transcribe.build_parser().format_help()

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import yaml
 
+from conftest import TINY_CORPUS, snakemake_on
+
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 TAG = "tiny"
@@ -32,13 +34,14 @@ CORPUS = "synth_digits"
 # 10 epochs of 6 batches (~0.1 s each; the kill lands between epoch 1 and the end).
 TINY = {
     "tag": TAG,
-    "prepare": {"utts_per_speaker": 8, "num_train_speakers": 2, "num_dev_speakers": 1, "num_test_speakers": 1,
-                "max_digits": 3},
+    "prepare": TINY_CORPUS,
     "features": {"nj": 2},
     "tokens": {"vocab_size": 20},
-    "am": {"model": {"hidden": 64, "layers": 2},
-           "train": {"max_epochs": 10, "batch_frames": 400, "warmup_steps": 5, "patience": 0},
-           "threads": 1},
+    "am": {
+        "model": {"hidden": 64, "layers": 2},
+        "train": {"max_epochs": 10, "batch_frames": 400, "warmup_steps": 5, "patience": 0},
+        "threads": 1,
+    },
     "decode": {"beam_size": 2},
 }
 
@@ -46,16 +49,23 @@ TINY = {
 def deep_merge(base: dict, override: dict) -> dict:
     merged = dict(base)
     for key, value in override.items():
-        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
-            else value
+        merged[key] = (
+            deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
     return merged
 
 
 def snakemake_command(workdir: Path, *args: str) -> list[str]:
     """The command a user runs (the workflow profile profiles/default applies: rerun-incomplete)."""
     # The arguments go before --configfile, which would take a target for another config file.
-    return [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-            *args, "--configfile", str(workdir / "config.yaml")]
+    return [
+        *snakemake_on(workdir),
+        "--cores",
+        "2",
+        *args,
+        "--configfile",
+        str(workdir / "config.yaml"),
+    ]
 
 
 def write_config(workdir: Path, config: dict) -> None:
@@ -64,18 +74,22 @@ def write_config(workdir: Path, config: dict) -> None:
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-    result = subprocess.run(snakemake_command(workdir, *args), capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        snakemake_command(workdir, *args), capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed in {workdir}:\n{result.stdout[-3000:]}\n"
-                             f"{result.stderr[-5000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed in {workdir}:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+        )
     return result
 
 
 def start(workdir: Path, *args: str) -> subprocess.Popen:
     """Snakemake in a process group of its own (its jobs inherit it), its output to first-run.log."""
-    log = open(workdir / "first-run.log", "w")
-    return subprocess.Popen(snakemake_command(workdir, *args), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    with open(workdir / "first-run.log", "w") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            snakemake_command(workdir, *args), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def wait_for(proc: subprocess.Popen, condition, what: str, timeout: float = 600) -> None:
@@ -208,7 +222,7 @@ def rules_of_workflow() -> str:
 
 
 def has_rule(name: str) -> bool:
-    return re.search(rf"^rule {re.escape(name)}:", rules_of_workflow(), flags=re.M) is not None
+    return re.search(rf"^rule {re.escape(name)}:", rules_of_workflow(), flags=re.MULTILINE) is not None
 
 
 def shell_commands(dry_run_output: str) -> list[str]:
@@ -216,7 +230,7 @@ def shell_commands(dry_run_output: str) -> list[str]:
     commands, lines = [], dry_run_output.splitlines()
     for i, line in enumerate(lines):
         if line.startswith("Shell command:"):
-            rest = line[len("Shell command:"):].strip()
+            rest = line[len("Shell command:") :].strip()
             commands.append(rest or (lines[i + 1].strip() if i + 1 < len(lines) else ""))
     return commands
 

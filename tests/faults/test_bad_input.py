@@ -12,8 +12,9 @@ import pytest
 import soundfile
 
 from conftest import ROOT, run_script, write_fsdd_data_dir
+from speechrecipe.config import FeatureConfig
 from speechrecipe.dataset import FeatureSet, TokenCoverageError
-from speechrecipe.features import FeatureConfig, compute_entry
+from speechrecipe.features import compute_entry
 from speechrecipe.tokens import Tokenizer
 
 from .lib import load_scp, snakemake, write_config
@@ -41,8 +42,11 @@ def data(fsdd_recordings, tmp_path):
 
 
 def snapshot(folder):
-    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def rows(path):
@@ -118,8 +122,17 @@ def utt2spk_spk2utt_disagree(data):
     return "spk2utt", 1, "lists 'jackson-0_05' under speaker 'george', but utt2spk says 'jackson'"
 
 
-CASES = [unreadable_audio, zero_length_audio, missing_audio, empty_transcript, non_utf8_transcript, duplicate_ids,
-         unsorted_ids, speaker_not_a_prefix, utt2spk_spk2utt_disagree]
+CASES = [
+    unreadable_audio,
+    zero_length_audio,
+    missing_audio,
+    empty_transcript,
+    non_utf8_transcript,
+    duplicate_ids,
+    unsorted_ids,
+    speaker_not_a_prefix,
+    utt2spk_spk2utt_disagree,
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
@@ -164,8 +177,10 @@ def test_a_bad_corpus_stops_the_recipe_before_any_feature_is_computed(fsdd_recor
     text[3], text[4] = text[4], text[3]
     write_rows(sources / "train/text", text)
     workdir = tmp_path / "run"
-    write_config(workdir, {"corpus": "kaldi", "tag": "bad", "kaldi_dirs": {k: str(sources / k) for k in sets},
-                           "features": {"nj": 1}})
+    write_config(
+        workdir,
+        {"corpus": "kaldi", "tag": "bad", "kaldi_dirs": {k: str(sources / k) for k in sets}, "features": {"nj": 1}},
+    )
     before = snapshot(sources)
 
     failed = snakemake(workdir, check=False)
@@ -214,8 +229,9 @@ def test_paths_with_spaces_in_wav_scp(fsdd_recordings, tmp_path):
     np.testing.assert_array_equal(feats["lucas-7_00"], reference)
 
 
-def test_utterances_too_short_for_the_subsampling_are_dropped_with_a_count(fsdd_recordings, fsdd_features, tmp_path,
-                                                                           caplog):
+def test_utterances_too_short_for_the_subsampling_are_dropped_with_a_count(
+    fsdd_recordings, fsdd_features, tmp_path, caplog
+):
     data_dir = write_fsdd_data_dir(tmp_path / "data", fsdd_recordings, ["lucas"], [0])
     samples, rate = soundfile.read(fsdd_recordings / "1_lucas_0.wav", dtype="int16")
     loud = int(np.argmax(np.abs(samples)))
@@ -223,7 +239,7 @@ def test_utterances_too_short_for_the_subsampling_are_dropped_with_a_count(fsdd_
     table = {name: rows(data_dir / name) for name in ("wav.scp", "text", "utt2spk", "utt2dur")}
     for utt, (seconds, words) in shorts.items():
         clip = tmp_path / f"{utt}.wav"
-        soundfile.write(clip, samples[loud: loud + int(seconds * rate)], rate, subtype="PCM_16")
+        soundfile.write(clip, samples[loud : loud + int(seconds * rate)], rate, subtype="PCM_16")
         table["wav.scp"].append(f"{utt} {clip}")
         table["text"].append(f"{utt} {words}")
         table["utt2spk"].append(f"{utt} lucas")
@@ -253,9 +269,19 @@ def test_characters_outside_the_token_set_stop_training_before_the_first_epoch(f
     lines[2] = f"{utt} Z\u00c9RO"
     write_rows(dev / "text", lines)
     exp_dir = tmp_path / "am"
-    result = run_script(ROOT / "workflow/scripts/train_am.py", fsdd_features / "fbank/train", dev,
-                        fsdd_features / "tokens/sp.model", exp_dir, "--model", '{"hidden": 16, "layers": 1}',
-                        "--train", '{"max_epochs": 1}', "--no-progress", check=False)
+    result = run_script(
+        ROOT / "workflow/scripts/train_am.py",
+        fsdd_features / "fbank/train",
+        dev,
+        fsdd_features / "tokens/sp.model",
+        exp_dir,
+        "--model",
+        '{"hidden": 16, "layers": 1}',
+        "--train",
+        '{"max_epochs": 1}',
+        "--no-progress",
+        check=False,
+    )
     assert result.returncode != 0
     assert f"{dev / 'text'} line 3: utterance '{utt}' has character(s) '\u00c9' outside the token set" in result.stderr
     assert "Fix: normalize these transcripts" in result.stderr

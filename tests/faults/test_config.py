@@ -1,7 +1,6 @@
 """Config: unknown keys, wrong types and out-of-range values are rejected by the schema with the key's name,
 before anything runs; no config value reaches a shell unquoted."""
 
-
 import pytest
 import soundfile
 import yaml

@@ -19,8 +19,26 @@ import pytest
 
 from speechrecipe import checkpoint
 
-from .lib import (CORPUS, TINY, assert_same_features, assert_same_outcome, copy_run, deep_merge, exp, has_rule,
-                  keep_only, kill_group, kill_job, load_scp, rerun, snakemake, start, temporaries, wait_for, write_config)
+from .lib import (
+    CORPUS,
+    TINY,
+    assert_same_features,
+    assert_same_outcome,
+    copy_run,
+    deep_merge,
+    exp,
+    has_rule,
+    keep_only,
+    kill_group,
+    kill_job,
+    load_scp,
+    rerun,
+    snakemake,
+    start,
+    temporaries,
+    wait_for,
+    write_config,
+)
 
 FEATS = f"data/{CORPUS}/fbank"
 
@@ -102,17 +120,22 @@ def test_killed_decoding_is_redone_and_gives_the_same_results(reference_run, tmp
 
 
 # The tiniest DAE: trained on noisy copies of the tiny training set mixed with short generated noise.
-TINY_DAE = deep_merge(TINY, {
-    "am": {"init": "dae"},
-    "noise": {"generated_seconds": 5},
-    # ~0.04 s per epoch at 400 frames per batch: 30 epochs of smaller batches leave a window of seconds.
-    "dae": {"threads": 1, "train": {"max_epochs": 30, "batch_frames": 200, "warmup_steps": 5, "patience": 0}},
-})
+TINY_DAE = deep_merge(
+    TINY,
+    {
+        "am": {"init": "dae"},
+        "noise": {"generated_seconds": 5},
+        # ~0.04 s per epoch at 400 frames per batch: 30 epochs of smaller batches leave a window of seconds.
+        "dae": {"threads": 1, "train": {"max_epochs": 30, "batch_frames": 200, "warmup_steps": 5, "patience": 0}},
+    },
+)
 
 
-@pytest.mark.skipif(not has_rule("train_dae"),
-                    reason="the workflow has no rule train_dae yet (denoising-autoencoder pretraining, "
-                           "workflow/rules/dae.smk); this test switches on when it lands")
+@pytest.mark.skipif(
+    not has_rule("train_dae"),
+    reason="the workflow has no rule train_dae yet (denoising-autoencoder pretraining, "
+    "workflow/rules/dae.smk); this test switches on when it lands",
+)
 def test_killed_dae_training_resumes_and_matches_an_uninterrupted_run(reference_run, tmp_path):
     # The DAE config's own uninterrupted run: the reference run's data and clean features (the same
     # config for them) plus everything the DAE adds or changes, run by Snakemake from there.
@@ -120,7 +143,7 @@ def test_killed_dae_training_resumes_and_matches_an_uninterrupted_run(reference_
     write_config(reference, TINY_DAE)
     snakemake(reference)
     workdir = copy_run(reference, tmp_path / "run")
-    dae, am = exp(workdir) / "dae", exp(workdir) / "am"
+    dae, _am = exp(workdir) / "dae", exp(workdir) / "am"
     keep_only(workdir, "tokens")
     proc = start(workdir)
     wait_for(proc, lambda: (dae / "epoch-1.pt").exists(), "DAE training had saved its first epoch")
@@ -138,9 +161,13 @@ def test_killed_dae_training_resumes_and_matches_an_uninterrupted_run(reference_
     assert_same_outcome(workdir, reference, models=("dae/final.pt", "am/final.pt"))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="after SIGKILL of Snakemake itself its lock in .snakemake/locks is stale, "
-                   "and the plain re-run stops with LockException until `snakemake --unlock`; the fix belongs to "
-                   "the workflow's entry point (Snakefile or profiles/default), not to a stage")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="after SIGKILL of Snakemake itself its lock in .snakemake/locks is stale, "
+    "and the plain re-run stops with LockException until `snakemake --unlock`; the fix belongs to "
+    "the workflow's entry point (Snakefile or profiles/default), not to a stage",
+)
 def test_a_plain_rerun_after_snakemake_itself_was_killed_completes(tmp_path):
     workdir = tmp_path / "run"
     write_config(workdir, TINY)

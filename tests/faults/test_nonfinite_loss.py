@@ -8,14 +8,25 @@ import numpy as np
 import pytest
 import torch
 
-from speechrecipe.dataset import FeatureSet, bucket_batches
-from speechrecipe.model import CTCModel, ModelConfig
+from speechrecipe.batching import bucket_batches
+from speechrecipe.config import AMTrainConfig, ModelConfig
+from speechrecipe.ctc_task import CTCTask
+from speechrecipe.dataset import FeatureSet
+from speechrecipe.model import CTCModel
 from speechrecipe.tokens import Tokenizer
-from speechrecipe.training import NonFiniteLossError, TrainConfig, train
+from speechrecipe.trainer import NonFiniteLossError, train
 
 MODEL = {"hidden": 32, "layers": 1, "subsampling": "stack", "subsampling_factor": 2, "dropout": 0.0}
-TRAIN = {"max_epochs": 2, "batch_frames": 3000, "lr": 0.003, "warmup_steps": 5, "patience": 0, "average_best": 1,
-         "seed": 5, "specaug": {}}
+TRAIN = {
+    "max_epochs": 2,
+    "batch_frames": 3000,
+    "lr": 0.003,
+    "warmup_steps": 5,
+    "patience": 0,
+    "average_best": 1,
+    "seed": 5,
+    "specaug": {"freq_masks": 0, "time_masks": 0},
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +52,17 @@ def model_for(tok):
     return CTCModel(ModelConfig(input_dim=40, vocab_size=tok.vocab_size, **MODEL))
 
 
+def train_poisoned(poisoned, exp_dir, max_bad_batches: int) -> dict:
+    train_set, dev_set, tok, _ = poisoned
+    config = AMTrainConfig.from_dict({**TRAIN, "max_bad_batches": max_bad_batches})
+    return train(
+        CTCTask(model_for(tok), train_set, dev_set), exp_dir, config, "hash", torch.device("cpu"), progress=False
+    )
+
+
 def test_batches_with_a_nonfinite_loss_are_skipped_and_counted(poisoned, tmp_path, caplog):
-    train_set, dev_set, tok, bad = poisoned
-    caplog.set_level(logging.WARNING, logger="speechrecipe.training")
-    final = train(model_for(tok), train_set, dev_set, tmp_path, TrainConfig.from_dict({**TRAIN, "max_bad_batches": 2}),
-                  "hash", device=torch.device("cpu"), progress=False)
+    caplog.set_level(logging.WARNING, logger="speechrecipe.trainer")
+    final = train_poisoned(poisoned, tmp_path, max_bad_batches=2)
     assert [h["skipped_batches"] for h in final["history"]] == [2, 2]
     header, *rows = (tmp_path / "history.tsv").read_text().splitlines()
     column = header.split("\t").index("skipped_batches")
@@ -57,10 +74,9 @@ def test_batches_with_a_nonfinite_loss_are_skipped_and_counted(poisoned, tmp_pat
 
 
 def test_more_bad_batches_than_allowed_stop_training_naming_the_utterances(poisoned, tmp_path):
-    train_set, dev_set, tok, bad = poisoned
+    bad = poisoned[3]
     with pytest.raises(NonFiniteLossError) as info:
-        train(model_for(tok), train_set, dev_set, tmp_path, TrainConfig.from_dict({**TRAIN, "max_bad_batches": 1}),
-              "hash", device=torch.device("cpu"), progress=False)
+        train_poisoned(poisoned, tmp_path, max_bad_batches=1)
     message = str(info.value)
     assert "epoch 1: 2 batches gave a non-finite loss (more than max_bad_batches=1)" in message
     assert "utterances involved" in message

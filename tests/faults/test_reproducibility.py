@@ -9,6 +9,8 @@ def test_a_second_run_with_another_nj_gives_the_same_features_weights_and_wer(re
     workdir = tmp_path / "run"
     write_config(workdir, deep_merge(TINY, {"features": {"nj": 1}}))
     snakemake(workdir)
-    assert sorted(p.name for p in (workdir / "data/synth_digits/fbank/train/data").glob("feats.*.ark")) == ["feats.1.ark"]
+    assert sorted(p.name for p in (workdir / "data/synth_digits/fbank/train/data").glob("feats.*.ark")) == [
+        "feats.1.ark"
+    ]
     assert_same_features(workdir, reference_run)
     assert_same_outcome(workdir, reference_run)

@@ -5,8 +5,7 @@ import numpy as np
 
 from conftest import ROOT, run_script, write_fsdd_data_dir
 
-from .lib import (CORPUS, assert_same_features, assert_same_outcome, copy_run, exp, keep_only, load_scp, rerun,
-                  snakemake)
+from .lib import CORPUS, assert_same_features, assert_same_outcome, copy_run, exp, keep_only, load_scp, rerun, snakemake
 
 FBANK = '{"type": "fbank", "num_mel_bins": 23, "sample_rate": 8000}'
 
@@ -38,12 +37,14 @@ def test_a_truncated_feature_archive_is_detected_where_it_is_loaded_and_rebuilt(
 
 
 def test_gathering_a_truncated_job_archive_removes_it_and_names_it(fsdd_recordings, tmp_path):
-    data = write_fsdd_data_dir(tmp_path / "data", fsdd_recordings, ["lucas"], range(0, 2))
+    data = write_fsdd_data_dir(tmp_path / "data", fsdd_recordings, ["lucas"], range(2))
     out = tmp_path / "fbank"
 
     def extract(*jobs):
         for job in jobs:
-            run_script(ROOT / "workflow/scripts/make_features.py", data, out, "--job", job, "--nj", 2, "--config", FBANK)
+            run_script(
+                ROOT / "workflow/scripts/make_features.py", data, out, "--job", job, "--nj", 2, "--config", FBANK
+            )
 
     extract(1, 2)
     whole = (out / "data/feats.2.ark").read_bytes()

@@ -1,90 +1,190 @@
-# Paths and helpers shared by every stage. Nothing here imports torch, so that
-# `snakemake -n` answers in a second.
+# What every stage shares: the typed config, the paths of the experiment, the sets, and every helper
+# function of the rule files (each rule file holds its rules only). Nothing here imports torch, so
+# that `snakemake -n` answers in a second.
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 
-PYTHON = shlex.quote(sys.executable)  # the interpreter that runs snakemake (the recipe's venv)
-# The recipe's own files, relative to the working directory (--directory may put data/ and exp/ elsewhere).
-ROOT = shlex.quote(os.path.relpath(workflow.basedir))
-CORPUS = config["corpus"]
-DATA = config["data_dir"] or f"data/{CORPUS}"  # Kaldi data directories, one per set
+from snakemake.exceptions import WorkflowError
+
+from speechrecipe.config import ConfigError, RecipeConfig, noisy_sets, snr_name
+from speechrecipe.noise import NoiseError, noise_files
+
+try:
+    RECIPE = RecipeConfig.from_dict(config)  # the validated config, typed (speechrecipe.config)
+except ConfigError as e:
+    raise WorkflowError(str(e))
+
+# Every job runs the recipe's own programs with the interpreter that runs Snakemake (the recipe's
+# venv): `run_step NAME ARGS` is workflow/scripts/NAME.py, `run_local NAME ARGS` local/NAME.py.
+# They are shell functions rather than variables in each command, so that the commands name no
+# machine-specific path (a moved checkout does not re-run anything) and say what they run.
+
+
+def _shell_word(path: str) -> str:
+    """A path as one shell word of the prefix, braces doubled (the prefix goes through Snakemake's formatting)."""
+    return shlex.quote(path).translate({ord("{"): "{{", ord("}"): "}}"})
+
+
+_PYTHON = _shell_word(sys.executable)
+_ROOT = _shell_word(os.path.relpath(workflow.basedir))  # --directory may put data/ and exp/ elsewhere
+shell.prefix(  # bash, strict as Snakemake's default prefix; function bodies in ( ): the prefix is brace-formatted
+    "set -euo pipefail; "
+    f'run_step() ( s=$1; shift; exec {_PYTHON} {_ROOT}/workflow/scripts/"$s".py "$@" ); '
+    f'run_local() ( s=$1; shift; exec {_PYTHON} {_ROOT}/local/"$s".py "$@" ); '
+)
+
+# --- paths -------------------------------------------------------------------------------------------------------
+CORPUS = RECIPE.corpus
+DATA = RECIPE.data_dir or f"data/{CORPUS}"  # Kaldi data directories, one per set
 DATA_NAME = os.path.basename(os.path.normpath(DATA))  # names the data's log folders under exp/
-FEATS = f"{DATA}/{config['features']['type']}"  # feature directories, one per set
-EXP = f"exp/{config['tag']}"
+FEATURE_TYPE = RECIPE.features.type
+FEATS = f"{DATA}/{FEATURE_TYPE}"  # feature directories, one per set
+FEATURE_LOGS = f"exp/make_{FEATURE_TYPE}/{DATA_NAME}"
+PREPARE_LOGS = f"exp/prepare/{DATA_NAME}"
+EXP = f"exp/{RECIPE.tag}"
+KALDI_FILES = ["wav.scp", "text", "utt2spk", "spk2utt", "utt2dur"]
+# What each stage makes, as the later stages ask for it.
+TOKENIZER = f"{EXP}/tokens/sp.model"
+AM_FINAL = f"{EXP}/am/final.pt"
+AM_HISTORY = f"{EXP}/am/history.tsv"
+DAE_FINAL = f"{EXP}/dae/final.pt"
+DAE_HISTORY = f"{EXP}/dae/history.tsv"
+LM_ARPA = f"{EXP}/lm/lm.arpa"
+LM_WEIGHT = f"{EXP}/lm/best_weight"
+PLOTS = f"{EXP}/plots"
 
-SPEED_PERTURB = [f for f in config["features"]["speed_perturb"]]
+# --- sets --------------------------------------------------------------------------------------------------------
+TRAIN_SET, DEV_SET = RECIPE.train_set, RECIPE.dev_set
+SPEED_PERTURB = list(RECIPE.features.speed_perturb)
 # The acoustic model trains on the speed-perturbed copy of the training set when one is asked for.
-TRAIN_FEATS = config["train_set"] + ("_sp" if SPEED_PERTURB else "")
-EVAL_SETS = list(dict.fromkeys([*config["eval_sets"], *config["test_sets"]]))
-# Whether this experiment trains a denoising autoencoder (workflow/rules/dae.smk): its encoder starts
-# the acoustic model (am.init: dae) or it enhances features before decoding (decode.enhance).
-DAE_USED = config["am"]["init"] == "dae" or config["decode"]["enhance"]
-
-# Noisy copies of data sets (workflow/rules/noise.smk), by name: what each is made from.
-#   test copies <set>_<noise>_<snr>dB: every set of noise.sets x test noise condition x noise.test_snrs;
-#   training copies <train_set>_noisy and <dev_set>_noisy: for multi-condition training and the DAE.
-NOISE = config["noise"]
-GENERATED_NOISE = ["generated:white", "generated:pink", "generated:babble"]
-
-
-def noise_sources(entries: list) -> list:
-    """Noise entries of config as paths: generated:TYPE becomes the file make_noise writes."""
-    return [f"{DATA}/noise_generated/{e.split(':', 1)[1]}.wav" if e.startswith("generated:") else e for e in entries]
-
-
-def snr_name(snr) -> str:
-    return f"{snr:g}".replace("-", "m") + "dB"
-
-
-NOISY_SETS = {}
-for _base in NOISE["sets"] if NOISE["sets"] is not None else [s for s in EVAL_SETS if s != config["dev_set"]]:
-    for _noise, _entries in (NOISE["test_noise_dirs"] or {"noise": NOISE["noise_dirs"] or GENERATED_NOISE}).items():
-        for _snr in NOISE["test_snrs"]:
-            NOISY_SETS[f"{_base}_{_noise}_{snr_name(_snr)}"] = {
-                "base": _base, "noise": _noise, "snr": _snr, "snrs": [_snr], "sources": noise_sources(_entries)}
-NOISY_TRAINING = config["am"]["multi_condition"] or DAE_USED
-if NOISY_TRAINING:
-    for _base in (config["train_set"], config["dev_set"]):
-        NOISY_SETS[f"{_base}_noisy"] = {"base": _base, "noise": "train", "snr": None, "snrs": NOISE["train_snrs"],
-                                        "sources": noise_sources(NOISE["noise_dirs"] or GENERATED_NOISE)}
-NOISY_TEST_SETS = [name for name, s in NOISY_SETS.items() if s["snr"] is not None]
-EVAL_SETS += NOISY_TEST_SETS
-
+TRAIN_FEATS = f"{TRAIN_SET}_sp" if SPEED_PERTURB else TRAIN_SET
+NJ = RECIPE.features.nj
+# What a feature vector is (stored with every model); nj and speed_perturb change no feature's value.
+FEATURE_CONFIG = RECIPE.features.feature_config().to_dict()
 # Every set local/<corpus>.py must write: training, dev and the corpus's own eval sets.
-CORPUS_SETS = list(dict.fromkeys([config["train_set"], config["dev_set"], *config["eval_sets"]]))
+CORPUS_SETS = list(dict.fromkeys([TRAIN_SET, DEV_SET, *RECIPE.eval_sets]))
+# Noisy copies (noise.smk), by name: what each is made from (speechrecipe.config.noisy_sets).
+NOISY_SETS = noisy_sets(RECIPE, list(dict.fromkeys([*RECIPE.eval_sets, *RECIPE.test_sets])), f"{DATA}/noise_generated")
+NOISY_TEST_SETS = [name for name, s in NOISY_SETS.items() if s.is_test]
+EVAL_SETS = list(dict.fromkeys([*RECIPE.eval_sets, *RECIPE.test_sets, *NOISY_TEST_SETS]))
+# The sets this experiment reads (features, decoding): the report counts their benchmark files only.
+PLOT_SETS = list(dict.fromkeys([TRAIN_SET, TRAIN_FEATS, DEV_SET, *EVAL_SETS, *NOISY_SETS]))
+
+# --- what is switched on -----------------------------------------------------------------------------------------
+DAE_USED = RECIPE.dae_used
+USE_LM = RECIPE.decode.use_lm
+if USE_LM and RECIPE.decode.method != "beam":
+    raise WorkflowError("decode.use_lm needs decode.method: beam (the LM scores the beam search's hypotheses)")
+# The search settings (method, beam_size): what decoding without LM depends on.
+DECODE_SEARCH = RECIPE.decode.search()
+# am.init as train_am.py takes it: 'dae' is this experiment's denoising autoencoder (dae.smk).
+AM_INIT = DAE_FINAL if RECIPE.am.init == "dae" else RECIPE.am.init
+# Multi-condition training adds the noisy copy of train_set (noise.smk) to the training data.
+AM_EXTRA_TRAIN = [*RECIPE.am.extra_train, *([f"{FEATS}/{TRAIN_SET}_noisy"] if RECIPE.am.multi_condition else [])]
+# The training config as the rule's params: keys added later are left out at their old behaviour, so
+# that experiments which predate them are not re-run (speechrecipe.config.TrainConfig.params).
+AM_TRAIN = RECIPE.am.train.replace(seed=RECIPE.seed).params()
+DAE_TRAIN = RECIPE.dae.train.replace(seed=RECIPE.seed).params()
 
 
-def as_json(value):
+def as_json(value) -> str:
     """A config section as one canonical JSON string (stable, so params only change when it does)."""
     return json.dumps(value, sort_keys=True)
 
 
-def prepare_options():
-    """config['prepare'] as command-line options for local/<corpus>.py, each shell-quoted."""
+def quoted(values) -> str:
+    return " ".join(shlex.quote(str(v)) for v in values)
+
+
+def input_dir(name: str, up: int = 1):
+    """A params function: the directory ``up`` levels above the job's input file ``name``."""
+    return lambda wildcards, input: _up(input[name], up)
+
+
+def output_dir(name: str | int = 0, up: int = 1):
+    """A params function: the directory ``up`` levels above the job's output file ``name``."""
+    return lambda wildcards, output: _up(output[name], up)
+
+
+def _up(path: str, levels: int) -> str:
+    for _ in range(levels):
+        path = os.path.dirname(path)
+    return path
+
+
+# --- data preparation (data.smk) ---------------------------------------------------------------------------------
+
+
+def prepare_options() -> str:
+    """config 'prepare' (and corpus_dir, kaldi_dirs, seed) as options for local/<corpus>.py, shell-quoted."""
     options = []
-    if config.get("corpus_dir") and CORPUS != "kaldi":
-        options += ["--corpus-dir", config["corpus_dir"]]
+    if RECIPE.corpus_dir and CORPUS != "kaldi":
+        options += ["--corpus-dir", RECIPE.corpus_dir]
     if CORPUS == "kaldi":
-        for name, path in config["kaldi_dirs"].items():
+        for name, path in RECIPE.kaldi_dirs.items():
             options += ["--set", f"{name}={path}"]
-    for key, value in config["prepare"].items():
-        flag = "--" + key.replace("_", "-")
+    for key, value in RECIPE.prepare.items():
+        flag = f"--{key.replace('_', '-')}"
         if value is True:
             options.append(flag)
         elif value is False:
-            options.append("--no-" + key.replace("_", "-"))
+            options.append(f"--no-{key.replace('_', '-')}")
         elif isinstance(value, list):
             options += [flag, *map(str, value)]
         else:
             options += [flag, str(value)]
-    if CORPUS in ("synth_digits", "fsdd") and "seed" not in config["prepare"]:
-        options += ["--seed", str(config["seed"])]
-    return " ".join(shlex.quote(o) for o in options)
+    if CORPUS in ("synth_digits", "fsdd") and "seed" not in RECIPE.prepare:
+        options += ["--seed", str(RECIPE.seed)]
+    return quoted(options)
 
 
+# --- features (features.smk) -------------------------------------------------------------------------------------
+
+
+def source_set(wildcards) -> str:
+    """The data set a feature set is computed from: 'train_sp' comes from 'train'."""
+    return TRAIN_SET if SPEED_PERTURB and wildcards.set == TRAIN_FEATS else wildcards.set
+
+
+def validated_source(wildcards) -> str:
+    return f"{DATA}/{source_set(wildcards)}/validation.txt"
+
+
+def speed_factors(wildcards) -> str:
+    return " ".join(str(f) for f in (SPEED_PERTURB if wildcards.set == TRAIN_FEATS and SPEED_PERTURB else [1.0]))
+
+
+# --- noise (noise.smk) -------------------------------------------------------------------------------------------
+
+
+def noise_inputs(sources) -> list[str]:
+    """The noise files of a set's sources (generated ones are made by make_noise). Checked here, while
+    the DAG is built, so that a missing, empty or unreadable noise folder stops the run before any job."""
+    real = [s for s in sources if not s.startswith(f"{DATA}/noise_generated/")]
+    try:
+        files = [str(f) for f in noise_files(real)] if real else []
+    except NoiseError as e:
+        raise WorkflowError(f"config noise: {e}")
+    return files + [s for s in sources if s not in real]
+
+
+NOISE_FILES = {name: noise_inputs(s.sources) for name, s in NOISY_SETS.items()}
+
+
+def noisy_base(wildcards) -> str:
+    return f"{DATA}/{NOISY_SETS[wildcards.noisy].base}/validation.txt"
+
+
+def babble_speech(wildcards) -> list[str]:
+    """Babble is made of training utterances (never the test speakers')."""
+    return [f"{DATA}/{TRAIN_SET}/validation.txt"] if wildcards.kind == "babble" else []
+
+
+# --- training (dae.smk, am.smk) ----------------------------------------------------------------------------------
 # Resources. Every rule declares threads, mem_mb (MB) and runtime (minutes); the training rules
 # also a GPU (training_resources). Locally, Snakemake schedules with them (--cores, and the gpu
 # limit below); under SLURM (profiles/slurm) they become sbatch's --cpus-per-task, --mem, --time
@@ -119,22 +219,91 @@ if LOCAL_RUN and "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", visible_gpus())
 
 
-def training_resources(section: dict) -> dict:
-    """Resources of a training job from its config section (am; the DAE's takes the same keys):
-    mem_mb per process times the processes of a node, runtime, and the GPUs unless use_gpu is false.
+def training_resources(mem_mb: int, runtime: int, use_gpu, num_gpus: int = 1, num_nodes: int = 1) -> dict:
+    """Resources of a training job: mem_mb per process times the processes of a node, runtime, and the
+    GPUs unless use_gpu is false.
 
     One node: gpu=num_gpus (sbatch --gpus, or the local gpu limit). Several nodes: one SLURM task per
     node (tasks=num_nodes, nodes=num_nodes, run in the batch step, hence mpi) with gres=gpu:num_gpus
     on each (per node, which --gpus is not); train_am.py then starts torchrun on every node with srun.
     """
-    num_gpus, num_nodes = section["num_gpus"], section["num_nodes"]
-    resources = {"mem_mb": section["mem_mb"] * num_gpus, "runtime": section["runtime"]}
-    use_gpu = section["use_gpu"] is not False
+    resources = {"mem_mb": mem_mb * num_gpus, "runtime": runtime}
+    gpus = use_gpu is not False
     if num_nodes > 1:
         resources.update(nodes=num_nodes, tasks=num_nodes, mpi="srun")
-        if use_gpu:
+        if gpus:
             # tasks_per_gpu=0 keeps the SLURM plugin from adding --ntasks-per-gpu (it would take tasks).
             resources.update(gres=f"gpu:{num_gpus}", tasks_per_gpu=0)
-    elif use_gpu:
+    elif gpus:
         resources["gpu"] = num_gpus
     return resources
+
+
+def am_init_inputs(wildcards) -> list[str]:
+    """What the model starts from besides its config: nothing for 'random', the DAE's final.pt for
+    'dae', else the pretrained model (another experiment, trained by its own snakemake run)."""
+    if AM_INIT == "random":
+        return []
+    if AM_INIT.endswith(".pt") or os.path.exists(os.path.join(AM_INIT, "manifest.json")):
+        return [AM_INIT]
+    return [os.path.join(AM_INIT, "am", "final.pt")]
+
+
+# --- decoding (decode.smk, lm.smk) -------------------------------------------------------------------------------
+
+
+def decode_extra_inputs(wildcards) -> dict:
+    """With decode.use_lm, the LM and its weight tuned on the dev set (lm.smk); with decode.enhance,
+    the DAE; otherwise nothing (so turning them off never re-runs anything)."""
+    inputs = {"lm": LM_ARPA, "lm_weight": LM_WEIGHT} if USE_LM else {}
+    if RECIPE.decode.enhance:
+        inputs["dae"] = DAE_FINAL
+    return inputs
+
+
+def decode_extra_options(wildcards, input) -> str:
+    """decode.py's options for the LM and the DAE, when they are on."""
+    options = []
+    if USE_LM:
+        options += [
+            "--lm",
+            input.lm,
+            "--lm-weight-file",
+            input.lm_weight,
+            "--word-insertion-penalty",
+            RECIPE.decode.lm.word_insertion_penalty,
+        ]
+    if RECIPE.decode.enhance:
+        options += ["--enhance", input.dae]
+    return quoted(options)
+
+
+# --- report (report.smk) -----------------------------------------------------------------------------------------
+# Rules with benchmark files that are not part of this run: on demand, or switched off in this config
+# (a file an earlier config left behind would otherwise count).
+PLOT_SKIP_RULES = (
+    {"export_model"} | ({"train_dae"} if not DAE_USED else set()) | ({"lm_weight_sweep"} if not USE_LM else set())
+)
+
+
+def benchmark_patterns(wildcards) -> str:
+    """RULE=PATTERN for each benchmarked rule (shell-quoted), by which make_plots.py finds this run's
+    files. Asked for when the DAG is built, so every rule file is included by then."""
+    return quoted(
+        f"{rule.name}={rule.benchmark}"
+        for rule in workflow.rules
+        if rule.benchmark is not None and not callable(rule.benchmark) and rule.name not in PLOT_SKIP_RULES
+    )
+
+
+def plot_keep() -> str:
+    """WILDCARD=V1,V2 for make_plots.py --keep: the benchmark files of this experiment's sets and jobs."""
+    jobs = [str(j) for j in range(1, NJ + 1)]
+    return quoted(
+        f"{name}={','.join(values)}"
+        for name, values in {"set": PLOT_SETS, "noisy": list(NOISY_SETS), "job": jobs}.items()
+    )
+
+
+def plot_report(name: str, caption: str, category: str, figure: str):
+    return report(f"{PLOTS}/{name}", caption=f"../report/{caption}.rst", category=category, labels={"figure": figure})

@@ -1,42 +1,42 @@
 # Stage 1: corpus -> Kaldi data directories, validated before any feature is computed.
-import re
-
-KALDI_FILES = ["wav.scp", "text", "utt2spk", "spk2utt", "utt2dur"]
 
 
 rule prepare_data:
     output:
         expand(f"{DATA}/{{set}}/{{file}}", set=CORPUS_SETS, file=KALDI_FILES),
-    params:
-        options=prepare_options(),
+    log:
+        f"{PREPARE_LOGS}/log/prepare.log",
+    benchmark:
+        f"{PREPARE_LOGS}/log/prepare.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=120,
-    log:
-        f"exp/prepare/{DATA_NAME}/log/prepare.log",
-    benchmark:
-        f"exp/prepare/{DATA_NAME}/log/prepare.benchmark.tsv"
+    params:
+        corpus=CORPUS,
+        out_dir=output_dir(0, up=2),
+        options=prepare_options(),
     shell:
-        "{PYTHON} {ROOT}/local/{CORPUS}.py --out-dir {DATA} {params.options} > {log} 2>&1"
+        "run_local {params.corpus} --out-dir {params.out_dir:q} {params.options} > {log} 2>&1"
 
 
 rule import_test_set:
     # Extra test sets given as existing Kaldi data dirs (config test_sets).
     output:
         expand(f"{DATA}/{{{{test_set}}}}/{{file}}", file=KALDI_FILES),
+    log:
+        f"{PREPARE_LOGS}/log/import_{{test_set}}.log",
     wildcard_constraints:
-        test_set="|".join(map(re.escape, config["test_sets"])) or "(?!)",
-    params:
-        source=lambda w: f"{w.test_set}={config['test_sets'][w.test_set]}",
+        test_set="|".join(map(re.escape, RECIPE.test_sets)) or "(?!)",
     threads: 1
     resources:
         mem_mb=1000,
         runtime=30,
-    log:
-        f"exp/prepare/{DATA_NAME}/log/import_{{test_set}}.log",
+    params:
+        out_dir=output_dir(0, up=2),
+        source=lambda w: f"{w.test_set}={RECIPE.test_sets[w.test_set]}",
     shell:
-        "{PYTHON} {ROOT}/local/kaldi.py --out-dir {DATA} --set {params.source:q} > {log} 2>&1"
+        "run_local kaldi --out-dir {params.out_dir:q} --set {params.source:q} > {log} 2>&1"
 
 
 rule validate_data:
@@ -44,12 +44,14 @@ rule validate_data:
     input:
         expand(f"{DATA}/{{{{set}}}}/{{file}}", file=KALDI_FILES),
     output:
-        f"{DATA}/{{set}}/validation.txt",
+        summary=f"{DATA}/{{set}}/validation.txt",
+    log:
+        f"{PREPARE_LOGS}/log/validate_{{set}}.log",
     threads: 1
     resources:
         mem_mb=1000,
         runtime=15,
-    log:
-        f"exp/prepare/{DATA_NAME}/log/validate_{{set}}.log",
+    params:
+        data_dir=output_dir("summary"),
     shell:
-        "{PYTHON} {ROOT}/workflow/scripts/validate_data_dir.py {DATA}/{wildcards.set} --summary {output} > {log} 2>&1"
+        "run_step validate_data_dir {params.data_dir:q} --summary {output.summary:q} > {log} 2>&1"

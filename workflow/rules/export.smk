@@ -5,24 +5,25 @@
 
 rule export_model:
     input:
-        model=rules.train_am.output.model,
-        audio=f"{DATA}/{config['dev_set']}/wav.scp",
+        model=AM_FINAL,
+        audio=f"{DATA}/{DEV_SET}/wav.scp",
     output:
         torchscript=f"{EXP}/export/model.ts",
         onnx=f"{EXP}/export/model.onnx",
         manifest=f"{EXP}/export/bundle/manifest.json",
         bundle=expand(f"{EXP}/export/bundle/{{file}}", file=["model.pt", "tokenizer.model", "tokens.txt", "cmvn.json"]),
         verification=f"{EXP}/export/verification.json",
-    params:
-        max_utts=8,
-    threads: config["am"]["threads"]
-    resources:
-        mem_mb=3000,
-        runtime=60,
     log:
         f"{EXP}/export/log/export.log",
     benchmark:
         f"{EXP}/export/log/export.benchmark.tsv"
+    threads: RECIPE.am.threads
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    params:
+        out_dir=output_dir("verification"),
+        max_utts=8,
     shell:
-        "{PYTHON} {ROOT}/workflow/scripts/export_model.py {input.model} {EXP}/export --audio {input.audio}"
+        "run_step export_model {input.model:q} {params.out_dir:q} --audio {input.audio:q}"
         " --max-utts {params.max_utts} --threads {threads} > {log} 2>&1"

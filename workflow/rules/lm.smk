@@ -6,46 +6,48 @@
 
 rule train_lm:
     input:
-        text=f"{DATA}/{config['train_set']}/text",
-        validated=f"{DATA}/{config['train_set']}/validation.txt",
+        text=f"{DATA}/{TRAIN_SET}/text",
+        validated=f"{DATA}/{TRAIN_SET}/validation.txt",
     output:
-        f"{EXP}/lm/lm.arpa",
-    params:
-        order=config["decode"]["lm"]["order"],
+        arpa=LM_ARPA,
+    log:
+        f"{EXP}/lm/log/train_lm.log",
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
-    log:
-        f"{EXP}/lm/log/train_lm.log",
+    params:
+        order=RECIPE.decode.lm.order,
     shell:
-        "{PYTHON} {ROOT}/workflow/scripts/train_lm.py {input.text} {output} --order {params.order} > {log} 2>&1"
+        "run_step train_lm {input.text:q} {output.arpa:q} --order {params.order} > {log} 2>&1"
 
 
 rule lm_weight_sweep:
     # Decode the dev set once per weight of decode.lm.weights (the network runs once), score each,
     # keep the best: sweep.tsv (weight, wer, ...) and best_weight (ties go to the smaller weight).
     input:
-        model=rules.train_am.output.model,
-        feats=f"{FEATS}/{config['dev_set']}/feats.scp",
-        ref=f"{DATA}/{config['dev_set']}/text",
-        lm=rules.train_lm.output,
+        model=AM_FINAL,
+        feats=f"{FEATS}/{DEV_SET}/feats.scp",
+        ref=f"{DATA}/{DEV_SET}/text",
+        lm=LM_ARPA,
     output:
         tsv=f"{EXP}/lm/sweep.tsv",
-        best=f"{EXP}/lm/best_weight",
-    params:
-        decode=as_json(DECODE_SEARCH),
-        weights=" ".join(str(w) for w in config["decode"]["lm"]["weights"]),
-        wip=config["decode"]["lm"]["word_insertion_penalty"],
-    threads: config["am"]["threads"]
-    resources:
-        mem_mb=3000,
-        runtime=240,
+        best=LM_WEIGHT,
     log:
         f"{EXP}/lm/log/sweep.log",
     benchmark:
         f"{EXP}/lm/log/sweep.benchmark.tsv"
+    threads: RECIPE.am.threads
+    resources:
+        mem_mb=3000,
+        runtime=240,
+    params:
+        feat_dir=input_dir("feats"),
+        out_dir=output_dir("tsv"),
+        decode=as_json(DECODE_SEARCH),
+        weights=" ".join(str(w) for w in RECIPE.decode.lm.weights),
+        wip=RECIPE.decode.lm.word_insertion_penalty,
     shell:
-        "{PYTHON} {ROOT}/workflow/scripts/sweep_lm_weight.py {input.model} {FEATS}/{config[dev_set]} {input.ref}"
-        " {input.lm} {EXP}/lm --weights {params.weights} --word-insertion-penalty {params.wip}"
-        " --config {params.decode:q} --threads {threads} > {log} 2>&1"
+        "run_step sweep_lm_weight {input.model:q} {params.feat_dir:q} {input.ref:q} {input.lm:q} {params.out_dir:q}"
+        " --weights {params.weights} --word-insertion-penalty {params.wip} --config {params.decode:q}"
+        " --threads {threads} > {log} 2>&1"

@@ -3,21 +3,21 @@
 
 rule train_tokenizer:
     input:
-        text=f"{DATA}/{config['train_set']}/text",
-        validated=f"{DATA}/{config['train_set']}/validation.txt",
+        text=f"{DATA}/{TRAIN_SET}/text",
+        validated=f"{DATA}/{TRAIN_SET}/validation.txt",
     output:
-        model=f"{EXP}/tokens/sp.model",
+        model=TOKENIZER,
         tokens=f"{EXP}/tokens/tokens.txt",
-    params:
-        type=config["tokens"]["type"],
-        vocab_size=config["tokens"]["vocab_size"],
-        seed=config["seed"],
+    log:
+        f"{EXP}/tokens/log/train_tokenizer.log",
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    log:
-        f"{EXP}/tokens/log/train_tokenizer.log",
+    params:
+        type=RECIPE.tokens.type,
+        vocab_size=RECIPE.tokens.vocab_size,
+        seed=RECIPE.seed,
     shell:
-        "{PYTHON} {ROOT}/workflow/scripts/train_tokenizer.py {input.text} {output.model}"
-        " --type {params.type} --vocab-size {params.vocab_size} --seed {params.seed} > {log} 2>&1"
+        "run_step train_tokenizer {input.text:q} {output.model:q} --type {params.type}"
+        " --vocab-size {params.vocab_size} --seed {params.seed} > {log} 2>&1"

@@ -8,12 +8,12 @@ Writes <out>/model.ts, <out>/model.onnx, <out>/bundle/ (manifest.json, model.pt,
 tokenizer.model, tokens.txt, cmvn.json) and <out>/verification.json, the largest
 difference between each export's log-probabilities and the PyTorch model's on
 the first --max-utts utterances of the audio. The same program is installed as
-`asr-export`; the library is speechrecipe.export.
+`asr-export`; the code is speechrecipe.cli.export.
 """
 
 import sys
 
-from speechrecipe.export import main
+from speechrecipe.cli.export import main
 
 if __name__ == "__main__":
     sys.exit(main())

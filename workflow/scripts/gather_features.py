@@ -17,12 +17,14 @@ import argparse
 import logging
 from pathlib import Path
 
-import kaldiio
-
+from speechrecipe.archive import ArchiveError, load_matrix, matrix_writer
+from speechrecipe.augment import perturbed_id
 from speechrecipe.cli import fail, setup_logging
+from speechrecipe.cmvn import accumulate_stats
 from speechrecipe.datadir import DataDir
-from speechrecipe.features import ArchiveError, accumulate_stats, load_matrix
-from speechrecipe.fileio import atomic_path, read_table, write_table
+from speechrecipe.fileio import read_table, write_table
+
+log = logging.getLogger("gather_features")
 
 
 def main() -> None:
@@ -36,9 +38,6 @@ def main() -> None:
     out = Path(args.out_dir)
     data = DataDir.load(args.data_dir)
 
-    def pid(name: str, factor: float) -> str:
-        return name if factor == 1.0 else f"sp{factor:g}-{name}"
-
     feats_scp: dict[str, str] = {}
     job_of: dict[str, int] = {}
     for job in range(1, args.nj + 1):
@@ -48,14 +47,16 @@ def main() -> None:
     text, utt2spk, utt2dur = {}, {}, {}
     for factor in args.speed_perturb:
         for utt in data.utterances:
-            text[pid(utt, factor)] = data.text[utt]
-            utt2spk[pid(utt, factor)] = pid(data.utt2spk[utt], factor)
+            text[perturbed_id(utt, factor)] = data.text[utt]
+            utt2spk[perturbed_id(utt, factor)] = perturbed_id(data.utt2spk[utt], factor)
             if utt in data.utt2dur:
-                utt2dur[pid(utt, factor)] = f"{data.utt2dur[utt] / factor:.3f}"
+                utt2dur[perturbed_id(utt, factor)] = f"{data.utt2dur[utt] / factor:.3f}"
     missing = sorted(set(text) - set(feats_scp))
     if missing:
-        fail(f"{out}: {len(missing)} utterance(s) have no features (e.g. {missing[:3]}); "
-             f"re-run feature extraction for {args.data_dir}.")
+        fail(
+            f"{out}: {len(missing)} utterance(s) have no features (e.g. {missing[:3]}); "
+            f"re-run feature extraction for {args.data_dir}."
+        )
 
     num_frames, by_speaker, broken = {}, {}, {}
     for utt in sorted(feats_scp):
@@ -73,17 +74,14 @@ def main() -> None:
         for job in broken:
             for name in (f"feats.{job}.scp", f"feats.{job}.ark"):  # the index first: no scp without its ark
                 (out / "data" / name).unlink(missing_ok=True)
-        fail(f"{out}/data: the archive(s) of job(s) {', '.join(map(str, sorted(broken)))} are truncated or "
-             f"corrupt ({'; '.join(broken.values())}). They have been removed, not used. Fix: run the same "
-             f"snakemake command again to rebuild them (by hand: make_features.py --job N, then this script).")
-    with atomic_path(out / "cmvn.scp") as tmp_scp:
-        with atomic_path(out / "cmvn.ark") as tmp_ark:
-            with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
-                for spk in sorted(by_speaker):
-                    writer(spk, by_speaker[spk])
-        # The archive is in place; its index goes last.
-        lines = tmp_scp.read_text().splitlines()
-        tmp_scp.write_text("".join(line.replace(str(tmp_ark), str(out / "cmvn.ark")) + "\n" for line in lines))
+        fail(
+            f"{out}/data: the archive(s) of job(s) {', '.join(map(str, sorted(broken)))} are truncated or "
+            f"corrupt ({'; '.join(broken.values())}). They have been removed, not used. Fix: run the same "
+            f"snakemake command again to rebuild them (by hand: make_features.py --job N, then this script)."
+        )
+    with matrix_writer(out / "cmvn.ark", out / "cmvn.scp") as writer:
+        for spk in sorted(by_speaker):
+            writer(spk, by_speaker[spk])
 
     spk2utt = {}
     for utt in sorted(utt2spk):
@@ -96,7 +94,7 @@ def main() -> None:
     write_table(out / "utt2num_frames", num_frames)
     write_table(out / "feats.scp", feats_scp)  # last: its presence means the directory is complete
     total = sum(int(n) for n in num_frames.values())
-    logging.info("%s: %d utterances, %d speakers, %d frames", out, len(feats_scp), len(by_speaker), total)
+    log.info("%s: %d utterances, %d speakers, %d frames", out, len(feats_scp), len(by_speaker), total)
 
 
 if __name__ == "__main__":

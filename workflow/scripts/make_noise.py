@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from speechrecipe.audio import read_audio, write_wav
+from speechrecipe.audio import write_wav
 from speechrecipe.cli import setup_logging
 from speechrecipe.datadir import DataDir
 from speechrecipe.noise import GENERATED_TYPES, generate
+
+log = logging.getLogger("make_noise")
 
 
 def main() -> None:
@@ -39,21 +41,13 @@ def main() -> None:
         utts = data.utterances
         rng = np.random.default_rng(args.seed)
         chosen = sorted(rng.choice(len(utts), size=min(args.babble_utterances, len(utts)), replace=False))
-        speech = []
-        for i in chosen:
-            utt = utts[i]
-            if data.segments:
-                recording, start, end = data.segments[utt]
-                samples, _ = read_audio(data.wav_scp[recording], start, end, rate=args.rate)
-            else:
-                samples, _ = read_audio(data.wav_scp[utt], rate=args.rate)
-            speech.append(samples)
-        logging.info("babble from %d utterances of %s", len(speech), args.speech_dir)
+        speech = [data.audio(utts[i], args.rate)[0] for i in chosen]
+        log.info("babble from %d utterances of %s", len(speech), args.speech_dir)
     for kind in args.types:
         # each type's own seed, so that asking for fewer types leaves the others' files unchanged
         noise = generate(kind, args.seconds, args.rate, args.seed * 1000 + GENERATED_TYPES.index(kind), speech)
         write_wav(Path(args.out_dir) / f"{kind}.wav", noise, args.rate)
-        logging.info("%s/%s.wav: %.0f s", args.out_dir, kind, args.seconds)
+        log.info("%s/%s.wav: %.0f s", args.out_dir, kind, args.seconds)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import pandas as pd
 from speechrecipe import plots
 from speechrecipe.cli import setup_logging
 from speechrecipe.fileio import atomic_open
+from speechrecipe.results import read_results
 
 log = logging.getLogger("make_plots")
 
@@ -36,12 +37,27 @@ def main() -> None:
     parser.add_argument("exp_dir", help="the experiment: exp/<tag> (results.tsv, am/history.tsv, decode_<set>/)")
     parser.add_argument("--out-dir", help="where to write (default: EXP_DIR/plots)")
     parser.add_argument("--dae-history", help="the denoising autoencoder's history.tsv, when it was trained")
-    parser.add_argument("--benchmark", nargs="*", default=None, metavar="RULE=PATTERN",
-                        help="a rule's benchmark file pattern, relative to the working directory")
-    parser.add_argument("--keep", nargs="*", default=[], metavar="WILDCARD=V1,V2",
-                        help="count only benchmark files whose wildcard has one of these values")
-    parser.add_argument("--compare", nargs="*", default=[], metavar="RESULTS_TSV",
-                        help="other systems' results.tsv, drawn in the same WER-against-SNR figure")
+    parser.add_argument(
+        "--benchmark",
+        nargs="*",
+        default=None,
+        metavar="RULE=PATTERN",
+        help="a rule's benchmark file pattern, relative to the working directory",
+    )
+    parser.add_argument(
+        "--keep",
+        nargs="*",
+        default=[],
+        metavar="WILDCARD=V1,V2",
+        help="count only benchmark files whose wildcard has one of these values",
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="*",
+        default=[],
+        metavar="RESULTS_TSV",
+        help="other systems' results.tsv, drawn in the same WER-against-SNR figure",
+    )
     args = parser.parse_args()
     setup_logging()
     exp = Path(args.exp_dir)
@@ -50,20 +66,25 @@ def main() -> None:
 
     # Training curves.
     dae = plots.read_history(args.dae_history) if args.dae_history else None
-    plots.training_curves(plots.read_history(exp / "am" / "history.tsv"), out / "training_curves.png", dae,
-                          title=exp.name)
+    plots.training_curves(
+        plots.read_history(exp / "am" / "history.tsv"), out / "training_curves.png", dae, title=exp.name
+    )
 
     # WER against SNR, and the results table.
-    results = plots.read_results(exp / "results.tsv")
+    results = read_results(exp / "results.tsv")
     systems = {exp.name: results}
     for path in args.compare:
         name = Path(path).parent.name
-        systems[name if name not in systems else str(Path(path).parent)] = plots.read_results(path)
+        systems[name if name not in systems else str(Path(path).parent)] = read_results(path)
     series = plots.wer_vs_snr(systems, out / "wer_vs_snr.png")
     log.info("WER against SNR: %d line(s)", len(series))
     raw = pd.read_csv(exp / "results.tsv", sep="\t", dtype={"set": str}, keep_default_na=False)
-    plots.html_table(raw, out / "results.html", f"Results: {exp.name}",
-                     f"WER and CER (%) per evaluation set, from {exp}/decode_<set>/{{wer,cer}}.")
+    plots.html_table(
+        raw,
+        out / "results.html",
+        f"Results: {exp.name}",
+        f"WER and CER (%) per evaluation set, from {exp}/decode_<set>/{{wer,cer}}.",
+    )
 
     # Word confusions, for digit corpora: every reference word of every scored set is a digit word.
     pairs = {}
@@ -80,10 +101,13 @@ def main() -> None:
         log.info("confusion matrix of digit words: sets %s", clean)
     else:
         others = sorted({r for r, _ in all_pairs if r != plots.EPS} - set(plots.DIGIT_WORDS))
-        plots.note_figure(out / "confusion_matrix.png", "Word confusions",
-                          "Not a digit corpus: the references hold words besides ZERO..NINE\n"
-                          f"({', '.join(others[:6])}{', ...' if len(others) > 6 else ''}),\n"
-                          "so no confusion matrix is drawn.")
+        plots.note_figure(
+            out / "confusion_matrix.png",
+            "Word confusions",
+            "Not a digit corpus: the references hold words besides ZERO..NINE\n"
+            f"({', '.join(others[:6])}{', ...' if len(others) > 6 else ''}),\n"
+            "so no confusion matrix is drawn.",
+        )
         log.info("not a digit corpus: no confusion matrix")
 
     # Runtime and memory per rule.
@@ -105,9 +129,13 @@ def main() -> None:
     table = plots.runtime_memory_table(jobs)
     with atomic_open(out / "runtime_memory.tsv") as f:
         table.to_csv(f, sep="\t", index=False)
-    plots.html_table(table, out / "runtime_memory.html", f"Runtime and memory per rule: {exp.name}",
-                     f"From {len(jobs)} Snakemake benchmark file(s): wall time (s) over all jobs of the rule, "
-                     "mean and longest job, CPU time, and the largest max_rss (MB) of any job.")
+    plots.html_table(
+        table,
+        out / "runtime_memory.html",
+        f"Runtime and memory per rule: {exp.name}",
+        f"From {len(jobs)} Snakemake benchmark file(s): wall time (s) over all jobs of the rule, "
+        "mean and longest job, CPU time, and the largest max_rss (MB) of any job.",
+    )
     plots.runtime_memory(table, out / "runtime_memory.png")
     print(table.to_string(index=False))
 

@@ -16,21 +16,19 @@ import argparse
 import logging
 from pathlib import Path
 
-from tqdm import tqdm
-
-from speechrecipe.audio import read_audio, write_wav
 from speechrecipe.cli import fail, setup_logging
 from speechrecipe.datadir import DataDir
 from speechrecipe.fileio import write_table
-from speechrecipe.noise import NoiseError, choose, load_noise, mix, noise_files, noise_segment
+from speechrecipe.noise import NoiseError, load_noise, mix_data_dir, noise_files
+
+log = logging.getLogger("mix_noise")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("clean_dir", help="the Kaldi data directory to copy")
     parser.add_argument("out_dir", help="the noisy data directory to write")
-    parser.add_argument("--noise", nargs="+", required=True, metavar="PATH",
-                        help="noise files or directories of them")
+    parser.add_argument("--noise", nargs="+", required=True, metavar="PATH", help="noise files or directories of them")
     parser.add_argument("--snrs", type=float, nargs="+", required=True, help="SNRs (dB) to draw from")
     parser.add_argument("--rate", type=int, required=True, help="sample rate of the noisy audio")
     parser.add_argument("--seed", type=int, default=1)
@@ -41,28 +39,17 @@ def main() -> None:
         noises = {str(path): load_noise(path, args.rate) for path in files}
     except NoiseError as e:
         fail(str(e))
-    logging.info("%d noise file(s): %s", len(noises),
-                 ", ".join(f"{Path(n).name} ({len(x) / args.rate:.1f} s)" for n, x in noises.items()))
+    log.info(
+        "%d noise file(s): %s",
+        len(noises),
+        ", ".join(f"{Path(n).name} ({len(x) / args.rate:.1f} s)" for n, x in noises.items()),
+    )
     clean = DataDir.load(args.clean_dir)
     out = Path(args.out_dir)
-    noisy = DataDir(text=dict(clean.text), utt2spk=dict(clean.utt2spk))
-    utt2noise = {}
-    for utt in tqdm(clean.utterances, desc=f"mix {out.name}", mininterval=5):
-        if clean.segments:
-            recording, start, end = clean.segments[utt]
-            samples, _ = read_audio(clean.wav_scp[recording], start, end, rate=args.rate)
-        else:
-            samples, _ = read_audio(clean.wav_scp[utt], rate=args.rate)
-        choice = choose(utt, noises, args.snrs, args.seed)
-        wav = out / "wav" / f"{utt}.wav"
-        write_wav(wav, mix(samples, noise_segment(noises[choice.noise], choice.offset, len(samples)), choice.snr),
-                  args.rate)
-        noisy.wav_scp[utt] = str(wav)
-        noisy.utt2dur[utt] = len(samples) / args.rate
-        utt2noise[utt] = choice.to_line(utt).split(" ", 1)[1]
+    noisy, utt2noise = mix_data_dir(clean, out, noises, args.snrs, args.seed, args.rate)
     write_table(out / "utt2noise", utt2noise)
     noisy.save(out)  # the tables last: the rule's outputs appear only once every file is written
-    logging.info("%s: %s mixed at %s dB", out, noisy.summary(), "/".join(f"{s:g}" for s in args.snrs))
+    log.info("%s: %s mixed at %s dB", out, noisy.summary(), "/".join(f"{s:g}" for s in args.snrs))
 
 
 if __name__ == "__main__":

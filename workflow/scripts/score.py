@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Score hypotheses against a Kaldi ``text`` file: wer, cer and per_utt files, Kaldi's format.
 
-    python workflow/scripts/score.py data/fsdd/test/text exp/fsdd/decode_test/hyp.txt exp/fsdd/decode_test
+python workflow/scripts/score.py data/fsdd/test/text exp/fsdd/decode_test/hyp.txt exp/fsdd/decode_test
 """
 
 import argparse

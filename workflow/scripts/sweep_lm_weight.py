@@ -16,12 +16,17 @@ from pathlib import Path
 
 import torch
 
-from speechrecipe.cli import json_or_file, setup_logging
-from speechrecipe.dataset import FeatureSet, bucket_batches, collate
-from speechrecipe.decoding import BeamSearch, Recognizer
+from speechrecipe.batching import bucket_batches
+from speechrecipe.cli import section, setup_logging
+from speechrecipe.config import DecodeConfig
+from speechrecipe.dataset import FeatureSet, collate
+from speechrecipe.decoding import BeamSearch
 from speechrecipe.fileio import atomic_open, read_table
 from speechrecipe.lm import ArpaModel, best_weight
+from speechrecipe.recognizer import Recognizer
 from speechrecipe.scoring import score
+
+log = logging.getLogger("sweep_lm_weight")
 
 
 def main() -> None:
@@ -33,13 +38,18 @@ def main() -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--weights", type=float, nargs="+", required=True)
     parser.add_argument("--word-insertion-penalty", type=float, default=0.0)
-    parser.add_argument("--config", type=json_or_file, default={}, help="decode config: beam_size")
+    parser.add_argument(
+        "--config",
+        type=section(DecodeConfig, "decode"),
+        default=DecodeConfig(),
+        help="decode config: beam_size (JSON or file)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-frames", type=int, default=20000)
     args = parser.parse_args()
     setup_logging()
     torch.set_num_threads(args.threads)
-    recognizer = Recognizer(args.model)
+    recognizer = Recognizer.load(args.model)
     data = FeatureSet(args.feat_dir, recognizer.cmvn_mode, None, recognizer.global_mean_std)
     batches = []  # (utterance ids, log-probs, output lengths): the network runs once for all weights
     for batch in bucket_batches([len(u.feats) for u in data.utterances], args.batch_frames):
@@ -52,8 +62,13 @@ def main() -> None:
     errors, rows = {}, []
     for weight in sorted(set(args.weights)):
         started = time.time()
-        search = BeamSearch(recognizer.tokenizer.pieces, args.config.get("beam_size", 10), lm_path=lm,
-                            lm_weight=weight, word_insertion_penalty=args.word_insertion_penalty)
+        search = BeamSearch(
+            recognizer.tokenizer.pieces,
+            args.config.beam_size,
+            lm_path=lm,
+            lm_weight=weight,
+            word_insertion_penalty=args.word_insertion_penalty,
+        )
         hyps = {}
         for utts, log_probs, out_lengths in batches:
             for utt, ids in zip(utts, search(log_probs, out_lengths)):
@@ -61,15 +76,20 @@ def main() -> None:
         wer = score(refs, hyps).wer
         errors[weight] = wer.errors
         rows.append(f"{weight:g}\t{wer.rate:.2f}\t{wer.errors}\t{wer.total}")
-        logging.info("LM weight %g: %s (%.1f s)", weight, wer.kaldi_line(), time.time() - started)
+        log.info("LM weight %g: %s (%.1f s)", weight, wer.kaldi_line(), time.time() - started)
     best = best_weight(errors)
     out = Path(args.out_dir)
     with atomic_open(out / "sweep.tsv") as f:
         f.write("weight\twer\terrors\twords\n" + "\n".join(rows) + "\n")
     with atomic_open(out / "best_weight") as f:
         f.write(f"{best:g}\n")
-    logging.info("best LM weight on %s: %g (%d errors; word insertion penalty %g)", args.feat_dir, best,
-                 errors[best], args.word_insertion_penalty)
+    log.info(
+        "best LM weight on %s: %g (%d errors; word insertion penalty %g)",
+        args.feat_dir,
+        best,
+        errors[best],
+        args.word_insertion_penalty,
+    )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@
 
 The noisy and clean directories hold the same utterance ids (mix_noise.py keeps them). The
 input is normalized like the acoustic model's (--cmvn; the noisy set's own speaker statistics
-with 'speaker'), the target by the clean set's. Writes epoch-N.pt, history.tsv and final.pt
-(kind 'dae'), whose encoder `am.init: dae` copies into the acoustic model.
+with 'speaker'), the target by the clean set's. Training is the same loop as the acoustic
+model's (speechrecipe.trainer, task speechrecipe.dae_task). Writes epoch-N.pt, history.tsv and
+final.pt (kind 'dae'), whose encoder `am.init: dae` copies into the acoustic model.
 """
 
 import argparse
@@ -16,14 +17,19 @@ import logging
 
 import torch
 
-from speechrecipe import checkpoint
-from speechrecipe.cli import fail, json_or_file, setup_logging
-from speechrecipe.dae import DenoisingAutoencoder, parallel_set
-from speechrecipe.dae_training import DAETrainConfig, train
-from speechrecipe.dataset import FeatureSet, global_stats
-from speechrecipe.features import stats_to_mean_std
-from speechrecipe.model import ModelConfig
-from speechrecipe.training import pick_device
+from speechrecipe import distributed
+from speechrecipe.archive import ArchiveError
+from speechrecipe.cli import add_section, fail, fail_on_damaged_features, setup_logging
+from speechrecipe.cmvn import global_stats, stats_to_mean_std
+from speechrecipe.config import CMVN_MODES, AMConfig, DAEConfig, DAETrainConfig, FeatureConfig, ModelConfig, run_hash
+from speechrecipe.dae_task import DAETask
+from speechrecipe.dataset import FeatureSet, parallel_set
+from speechrecipe.model.dae import DenoisingAutoencoder
+from speechrecipe.trainer import train
+
+log = logging.getLogger("train_dae")
+
+DEFAULTS = DAEConfig()
 
 
 def main() -> None:
@@ -33,38 +39,49 @@ def main() -> None:
     parser.add_argument("noisy_dev_dir")
     parser.add_argument("clean_dev_dir")
     parser.add_argument("exp_dir")
-    parser.add_argument("--model", type=json_or_file, default={}, help="the acoustic model's config (JSON or file)")
-    parser.add_argument("--layers", type=int, required=True, help="LSTM layers of the DAE encoder")
-    parser.add_argument("--train", type=json_or_file, default={}, help="DAE training config (JSON or file)")
-    parser.add_argument("--features", type=json_or_file, default={}, help="feature config, stored with the model")
-    parser.add_argument("--cmvn", default="global", choices=["global", "speaker", "utterance", "none"])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--use-gpu", default="auto", choices=["auto", "true", "false"])
+    add_section(parser, "--model", ModelConfig, "am.model", ModelConfig(), "the acoustic model's config")
+    parser.add_argument("--layers", type=int, default=DEFAULTS.layers, help="LSTM layers of the DAE encoder")
+    add_section(parser, "--train", DAETrainConfig, "dae.train", DEFAULTS.train, "DAE training config")
+    add_section(
+        parser, "--features", FeatureConfig, "features", FeatureConfig(), "feature config, stored with the model"
+    )
+    parser.add_argument("--cmvn", default=AMConfig().cmvn, choices=CMVN_MODES)
+    parser.add_argument("--threads", type=int, default=DEFAULTS.threads)
+    parser.add_argument("--use-gpu", default=str(DEFAULTS.use_gpu), choices=["auto", "true", "false"])
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     setup_logging()
     torch.set_num_threads(args.threads)
-    config = DAETrainConfig.from_dict(args.train)
+    config = args.train
     stats = global_stats(args.clean_train_dir)
     mean_std = stats_to_mean_std(stats)
-    model_config = ModelConfig.from_dict({**args.model, "input_dim": len(mean_std[0])})
     torch.manual_seed(config.seed)
     try:
-        model = DenoisingAutoencoder(model_config, args.layers)
+        model = DenoisingAutoencoder(args.model.replace(input_dim=len(mean_std[0])), args.layers)
     except ValueError as e:
         fail(f"dae.layers: {e}")
-    min_frames = model.factor  # one encoder frame at least
-    sets = [FeatureSet(d, args.cmvn, None, mean_std, min_frames) for d in
-            (args.noisy_train_dir, args.clean_train_dir, args.noisy_dev_dir, args.clean_dev_dir)]
-    train_pairs, dev_pairs = parallel_set(sets[0], sets[1]), parallel_set(sets[2], sets[3])
-    hashed = {"model": model.config.to_dict(), "cmvn": args.cmvn, "features": args.features,
-              "train_dirs": [args.noisy_train_dir, args.clean_train_dir],
-              "train": {k: v for k, v in vars(config).items() if k not in DAETrainConfig.NOT_HASHED}}
-    extra = {"cmvn": {"mode": args.cmvn, "global_stats": torch.from_numpy(stats)}, "feature_config": args.features}
-    device = torch.device("cpu") if args.use_gpu == "false" else pick_device(args.use_gpu == "true" or "auto")
-    logging.info("device: %s", device)
-    train(model, train_pairs, dev_pairs, args.exp_dir, config, checkpoint.config_hash(hashed), extra, device,
-          progress=not args.no_progress)
+    try:
+        sets = [
+            FeatureSet(d, args.cmvn, None, mean_std, model.min_input_frames())
+            for d in (args.noisy_train_dir, args.clean_train_dir, args.noisy_dev_dir, args.clean_dev_dir)
+        ]
+        train_pairs, dev_pairs = parallel_set(sets[0], sets[1]), parallel_set(sets[2], sets[3])
+    except ArchiveError as e:
+        fail_on_damaged_features(e)
+    features = args.features.to_dict()
+    run = run_hash(
+        config,
+        model=model.config.to_dict(),
+        cmvn=args.cmvn,
+        features=features,
+        train_dirs=[args.noisy_train_dir, args.clean_train_dir],
+    )
+    extra = {"cmvn": {"mode": args.cmvn, "global_stats": torch.from_numpy(stats)}, "feature_config": features}
+    device = distributed.pick_device(args.use_gpu)
+    log.info("device: %s", device)
+    train(
+        DAETask(model, train_pairs, dev_pairs), args.exp_dir, config, run, extra, device, progress=not args.no_progress
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ def main() -> None:
         fail(str(e))
     hours = sum(data.utt2dur.values()) / 3600
     words = sum(len(t.split()) for t in data.text.values())
-    summary = (f"data_dir\t{args.data_dir}\nutterances\t{len(data.text)}\nspeakers\t{len(set(data.utt2spk.values()))}\n"
-               f"words\t{words}\nhours\t{hours:.4f}\n")
+    summary = (
+        f"data_dir\t{args.data_dir}\nutterances\t{len(data.text)}\nspeakers\t{len(set(data.utt2spk.values()))}\n"
+        f"words\t{words}\nhours\t{hours:.4f}\n"
+    )
     print(summary, end="")
     if args.summary:
         with atomic_open(args.summary) as f:

@@ -58,18 +58,27 @@ class FormatReport:
         """One sentence per change made, naming an example of each; empty when nothing was changed."""
         out = []
         if self.multichannel:
-            out.append(f"{len(self.multichannel)} of {self.recordings} recording(s) have more than one channel: "
-                       f"mixed down to mono by averaging the channels (e.g. {', '.join(self.multichannel[:3])})")
+            out.append(
+                f"{len(self.multichannel)} of {self.recordings} recording(s) have more than one channel: "
+                f"mixed down to mono by averaging the channels (e.g. {', '.join(self.multichannel[:3])})"
+            )
         for rate, count in sorted(self.rates.items()):
             if self.target_rate is not None and rate != self.target_rate:
-                out.append(f"{count} of {self.recordings} recording(s) at {rate} Hz: resampled to {self.target_rate} Hz "
-                           f"(features.sample_rate; e.g. {self.examples[rate]})")
+                out.append(
+                    f"{count} of {self.recordings} recording(s) at {rate} Hz: resampled to {self.target_rate} Hz "
+                    f"(features.sample_rate; e.g. {self.examples[rate]})"
+                )
         return out
 
 
 def read_audio(
-    entry: str, start: float = 0.0, end: float | None = None, *, rate: int | None = None,
-    report: FormatReport | None = None, name: str | None = None,
+    entry: str,
+    start: float = 0.0,
+    end: float | None = None,
+    *,
+    rate: int | None = None,
+    report: FormatReport | None = None,
+    name: str | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read one ``wav.scp`` entry as (float32 mono samples, sample rate).
 
@@ -92,8 +101,8 @@ def read_audio(
                 raise AudioError(f"no such file '{entry}'")
             with soundfile.SoundFile(entry) as f:
                 rate = f.samplerate
-                first = int(round(start * rate))
-                last = int(round(end * rate)) if end is not None else -1
+                first = round(start * rate)
+                last = round(end * rate) if end is not None else -1
                 f.seek(min(first, f.frames))
                 # soundfile reads the whole rest of the file for a negative count, so an
                 # empty or inverted segment must ask for 0 frames (and fail below).
@@ -107,7 +116,7 @@ def read_audio(
     except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
         raise AudioError(f"cannot read audio '{entry}': {e}") from e
     if start or end is not None:
-        samples = samples[int(round((start or 0) * rate)): None if end is None else int(round(end * rate))]
+        samples = samples[round((start or 0) * rate) : None if end is None else round(end * rate)]
     if report is not None:
         report.add(name or entry, int(rate), samples.shape[1])
     if samples.shape[1] > 1:
@@ -160,7 +169,7 @@ def duration(entry: str) -> float:
         raise AudioError(f"no such file '{entry}'")
     try:
         info = soundfile.info(entry)
-    except Exception as e:  # noqa: BLE001 - soundfile raises several types for a bad header
+    except Exception as e:
         raise AudioError(f"cannot read audio '{entry}': {e}") from e
     return info.frames / info.samplerate
 

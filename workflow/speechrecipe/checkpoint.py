@@ -1,14 +1,13 @@
-"""Checkpoints: atomic save, safe load, resume point, averaging.
+"""Training checkpoints (``epoch-N.pt``): atomic save, safe load, resume point, averaging.
 
 Checkpoints hold tensors, numbers, strings and lists only, and are always
 loaded with ``weights_only=True``: a checkpoint is data, and a crafted pickle
-in one is refused rather than executed.
+in one is refused rather than executed. What a *trained* model is on disk
+(``final.pt``, bundles) is :mod:`speechrecipe.model.files`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 from pathlib import Path
@@ -26,11 +25,6 @@ class CheckpointError(RuntimeError):
     """A checkpoint is truncated, corrupt or not a checkpoint of this recipe."""
 
 
-def config_hash(config: dict) -> str:
-    """A short stable hash of a JSON-able config."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def save(obj: dict, path: str | Path) -> None:
     """``torch.save`` to a temporary file, renamed into place when complete."""
     with atomic_path(path) as tmp:
@@ -41,7 +35,7 @@ def load(path: str | Path, map_location="cpu") -> dict:
     """Load a checkpoint with ``weights_only=True``; a truncated or foreign file raises CheckpointError."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+    except Exception as e:
         raise CheckpointError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {e})") from e
 
 
@@ -79,8 +73,11 @@ def latest_resumable(directory: str | Path, expected_hash: str) -> dict | None:
             aside.mkdir(exist_ok=True)
             for _, old in epoch_checkpoints(directory):
                 old.rename(aside / old.name)
-            log.warning("training config changed since %s was written: earlier checkpoints moved to %s; "
-                        "starting from scratch", path.name, aside)
+            log.warning(
+                "training config changed since %s was written: earlier checkpoints moved to %s; starting from scratch",
+                path.name,
+                aside,
+            )
             return None
         return ckpt
     return None
@@ -97,19 +94,3 @@ def average(paths: list[Path], key: str = "model") -> dict[str, torch.Tensor]:
             else:
                 total[name] = tensor
     return {name: (t / len(paths)).float() if t.is_floating_point() else t for name, t in total.items()}
-
-
-def load_final(path: str | Path) -> dict:
-    """A trained model as a ``final.pt``-shaped dict, from an experiment directory (``exp/<tag>``),
-    its ``am`` directory, a ``final.pt`` file or an exported bundle directory."""
-    from .export import is_bundle, read_bundle
-
-    path = Path(path)
-    if path.is_dir() and is_bundle(path):
-        return read_bundle(path)
-    candidates = [path / "am" / "final.pt", path / "final.pt"] if path.is_dir() else [path]
-    found = next((p for p in candidates if p.is_file()), None)
-    if found is None:
-        raise FileNotFoundError(f"'{path}' is not an experiment directory (no am/final.pt), a final.pt or a "
-                                "model bundle (no manifest.json)")
-    return load(found)

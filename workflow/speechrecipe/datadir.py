@@ -51,7 +51,7 @@ class DataDir:
             spk2utt.setdefault(self.utt2spk[utt], []).append(utt)
         return {spk: " ".join(utts) for spk, utts in spk2utt.items()}
 
-    def subset(self, utterances) -> "DataDir":
+    def subset(self, utterances) -> DataDir:
         keep = set(utterances)
         recordings = {self.segments[u][0] for u in keep if u in self.segments} if self.segments else keep
         return DataDir(
@@ -79,13 +79,27 @@ class DataDir:
         elif (path / "segments").exists():
             (path / "segments").unlink()
 
+    def entry(self, utt: str) -> tuple[str, float, float | None]:
+        """(wav.scp entry, start, end) of an utterance: its recording and, with segments, where in it."""
+        if utt in self.segments:
+            recording, start, end = self.segments[utt]
+            return self.wav_scp[recording], start, end
+        return self.wav_scp[utt], 0.0, None
+
+    def audio(self, utt: str, rate: int | None = None):
+        """An utterance's samples (float32 mono) and rate, resampled to ``rate`` when given."""
+        from .audio import read_audio
+
+        entry, start, end = self.entry(utt)
+        return read_audio(entry, start, end, rate=rate)
+
     def summary(self) -> str:
         """``"N utterances, M speakers, H hours"`` (hours from utt2dur; '?' when it is missing)."""
         hours = f"{sum(self.utt2dur.values()) / 3600:.3f}" if self.utt2dur else "?"
         return f"{len(self.text)} utterances, {len(set(self.utt2spk.values()))} speakers, {hours} hours"
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "DataDir":
+    def load(cls, path: str | os.PathLike) -> DataDir:
         path = Path(path)
         d = cls(
             wav_scp=read_table(path / "wav.scp"),
@@ -167,15 +181,31 @@ def validate(path: str | os.PathLike, check_audio: bool = True, allow_empty_text
     caught before feature extraction.
     """
     path = Path(path)
-    problems: list[str] = []
     if not path.is_dir():
         raise DataDirError(f"{path}: no such data directory. Fix: run the data preparation stage or check the path.")
-    for name in REQUIRED_FILES:
-        if not (path / name).is_file():
-            problems.append(f"{path / name}: missing. Fix: every data directory needs {', '.join(REQUIRED_FILES)}.")
+    problems = [
+        f"{path / name}: missing. Fix: every data directory needs {', '.join(REQUIRED_FILES)}."
+        for name in REQUIRED_FILES
+        if not (path / name).is_file()
+    ]
     if problems:
         raise DataDirError("\n".join(problems))
+    tables = _read_tables(path, problems)
+    _check_transcripts(path, tables.get("text", []), allow_empty_text, problems)
+    _check_coverage(path, tables, problems)
+    _check_speaker_order(path, tables.get("utt2spk", []), problems)
+    _check_spk2utt(path, tables.get("utt2spk", []), tables.get("spk2utt", []), problems)
+    if check_audio and "wav.scp" in tables:
+        _check_audio(path, tables["wav.scp"], problems)
+    if problems:
+        shown = problems[:20]
+        more = f"\n... and {len(problems) - 20} more problems." if len(problems) > 20 else ""
+        raise DataDirError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(shown) + more)
+    return DataDir.load(path)
 
+
+def _read_tables(path: Path, problems: list[str]) -> dict[str, list[tuple[int, str, str]]]:
+    """The rows of every table present, each checked for sorting and unique keys."""
     tables: dict[str, list[tuple[int, str, str]]] = {}
     for name in (*REQUIRED_FILES, *[f for f in KEYED_BY_UTTERANCE if f not in REQUIRED_FILES]):
         if not (path / name).is_file():
@@ -185,12 +215,16 @@ def validate(path: str | os.PathLike, check_audio: bool = True, allow_empty_text
             continue
         tables[name] = rows
         _check_sorted_unique(path / name, rows, problems)
+    return tables
 
-    for number, utt, transcript in tables.get("text", []):
-        if not transcript and not allow_empty_text:
+
+def _check_transcripts(path: Path, rows, allow_empty: bool, problems: list[str]) -> None:
+    for number, utt, transcript in rows:
+        if not transcript and not allow_empty:
             problems.append(
                 f"{path / 'text'} line {number}: utterance '{utt}' has an empty transcript. "
-                "Fix: add its transcript or remove the utterance from every file (utils/fix_data_dir.sh does the latter)."
+                "Fix: add its transcript or remove the utterance from every file (utils/fix_data_dir.sh does the "
+                "latter)."
             )
         bad = [c for c in transcript if unicodedata.category(c)[0] == "C"]
         if bad:
@@ -199,37 +233,52 @@ def validate(path: str | os.PathLike, check_audio: bool = True, allow_empty_text
                 "Fix: remove control characters (tabs, carriage returns) from the text."
             )
 
-    # Coverage: every per-utterance file lists exactly the utterances of text.
+
+def _check_coverage(path: Path, tables: dict, problems: list[str]) -> None:
+    """Every per-utterance file lists exactly the utterances of text; segments' recordings are wav.scp's."""
     text_lines = _line_of(tables.get("text", []))
     for name in KEYED_BY_UTTERANCE:
-        if name == "text" or name not in tables:
-            continue
-        _check_same_keys(path, "text", text_lines, name, _line_of(tables[name]), problems)
+        if name != "text" and name in tables:
+            _check_same_keys(path, "text", text_lines, name, _line_of(tables[name]), problems)
     if "segments" in tables:
-        recordings: dict[str, int] = {}
-        for number, _, value in tables["segments"]:
-            if value.split():
-                recordings.setdefault(value.split()[0], number)
-        for number, utt, value in tables["segments"]:
-            fields = value.split()
-            try:
-                start, end = float(fields[1]), float(fields[2])
-                if end <= start:
-                    problems.append(
-                        f"{path / 'segments'} line {number}: segment '{utt}' ends ({end}) before it starts ({start}). "
-                        "Fix: the format is `utt-id recording-id start end` with end > start."
-                    )
-            except (IndexError, ValueError):
-                problems.append(f"{path / 'segments'} line {number}: expected `utt-id recording-id start end`.")
+        recordings = _check_segments(path, tables["segments"], problems)
         if "wav.scp" in tables:
-            _check_same_keys(path, "segments", recordings, "wav.scp", _line_of(tables["wav.scp"]), problems, "recording")
+            _check_same_keys(
+                path, "segments", recordings, "wav.scp", _line_of(tables["wav.scp"]), problems, "recording"
+            )
     elif "wav.scp" in tables and "text" in tables:
         _check_same_keys(path, "text", text_lines, "wav.scp", _line_of(tables["wav.scp"]), problems)
 
-    # Speakers: utt2spk and spk2utt agree, and the speaker id prefixes the utterance id,
-    # so that sorting by utterance also sorts by speaker (Kaldi's requirement).
-    utt2spk = {key: (number, value) for number, key, value in tables.get("utt2spk", [])}
-    for utt, (number, spk) in utt2spk.items():
+
+def _check_segments(path: Path, rows, problems: list[str]) -> dict[str, int]:
+    """Check each segment's times; returns the recordings segments name, with the first line of each."""
+    recordings: dict[str, int] = {}
+    for number, utt, value in rows:
+        fields = value.split()
+        if fields:
+            recordings.setdefault(fields[0], number)
+        try:
+            start, end = float(fields[1]), float(fields[2])
+        except (IndexError, ValueError):
+            problems.append(f"{path / 'segments'} line {number}: expected `utt-id recording-id start end`.")
+            continue
+        if end <= start:
+            problems.append(
+                f"{path / 'segments'} line {number}: segment '{utt}' ends ({end}) before it starts ({start}). "
+                "Fix: the format is `utt-id recording-id start end` with end > start."
+            )
+    return recordings
+
+
+def _check_speaker_order(path: Path, rows, problems: list[str]) -> None:
+    """The speaker id prefixes the utterance id, and utt2spk in utterance order is in speaker order.
+
+    Kaldi (validate_data_dir.sh) requires utt2spk, in utterance order, to be in speaker order
+    (spk2utt_to_utt2spk.pl must give it back): a prefix alone is not enough when the separator
+    sorts above the characters of a speaker id, e.g. speakers '84' and '841' with utterances
+    '84_x' and '841_x'.
+    """
+    for number, utt, spk in rows:
         if not spk or len(spk.split()) != 1:
             problems.append(f"{path / 'utt2spk'} line {number}: expected `utt-id speaker-id`, got '{utt} {spk}'.")
         elif not utt.startswith(spk):
@@ -238,13 +287,9 @@ def validate(path: str | os.PathLike, check_audio: bool = True, allow_empty_text
                 f"Fix: name utterances '<speaker>-<rest>' (e.g. '{spk}-{utt}') in every file, so that "
                 "sorting by utterance also sorts by speaker."
             )
-    # Kaldi (validate_data_dir.sh) also requires utt2spk, in utterance order, to be in
-    # speaker order (spk2utt_to_utt2spk.pl must give it back): a prefix alone is not
-    # enough when the separator sorts above the characters of a speaker id, e.g.
-    # speakers '84' and '841' with utterances '84_x' and '841_x'.
     previous = None
     disorder = 0
-    for number, utt, spk in tables.get("utt2spk", []):
+    for number, utt, spk in rows:
         if previous is not None and previous[1] != spk and _c_order(spk) < _c_order(previous[1]):
             disorder += 1
             if disorder <= 3:
@@ -258,36 +303,34 @@ def validate(path: str | os.PathLike, check_audio: bool = True, allow_empty_text
     if disorder > 3:
         problems.append(f"{path / 'utt2spk'}: ... and {disorder - 3} more line(s) out of speaker order.")
 
-    spk2utt_pairs = set()
-    for number, spk, value in tables.get("spk2utt", []):
+
+def _check_spk2utt(path: Path, utt2spk_rows, spk2utt_rows, problems: list[str]) -> None:
+    """utt2spk and spk2utt say the same."""
+    utt2spk = {key: (number, value) for number, key, value in utt2spk_rows}
+    regenerate = "Fix: regenerate spk2utt from utt2spk: `utils/utt2spk_to_spk2utt.pl utt2spk > spk2utt`."
+    pairs = set()
+    for number, spk, value in spk2utt_rows:
         for utt in value.split():
-            spk2utt_pairs.add((utt, spk))
+            pairs.add((utt, spk))
             if utt2spk.get(utt, (0, None))[1] != spk:
                 said = f"utt2spk says '{utt2spk[utt][1]}'" if utt in utt2spk else "utt2spk does not have it"
                 problems.append(
-                    f"{path / 'spk2utt'} line {number}: lists '{utt}' under speaker '{spk}', but {said}. "
-                    "Fix: regenerate spk2utt from utt2spk: `utils/utt2spk_to_spk2utt.pl utt2spk > spk2utt`."
+                    f"{path / 'spk2utt'} line {number}: lists '{utt}' under speaker '{spk}', but {said}. {regenerate}"
                 )
     for utt, (number, spk) in utt2spk.items():
-        if (utt, spk) not in spk2utt_pairs:
+        if (utt, spk) not in pairs:
             problems.append(
-                f"{path / 'utt2spk'} line {number}: '{utt}' (speaker '{spk}') is missing from spk2utt. "
-                "Fix: regenerate spk2utt from utt2spk: `utils/utt2spk_to_spk2utt.pl utt2spk > spk2utt`."
+                f"{path / 'utt2spk'} line {number}: '{utt}' (speaker '{spk}') is missing from spk2utt. {regenerate}"
             )
 
-    if check_audio and "wav.scp" in tables:
-        from .audio import check_audio_entry
 
-        for number, key, value in tables["wav.scp"]:
-            problem = check_audio_entry(value, base=Path.cwd())
-            if problem:
-                problems.append(f"{path / 'wav.scp'} line {number}: '{key}': {problem}")
+def _check_audio(path: Path, rows, problems: list[str]) -> None:
+    from .audio import check_audio_entry
 
-    if problems:
-        shown = problems[:20]
-        more = f"\n... and {len(problems) - 20} more problems." if len(problems) > 20 else ""
-        raise DataDirError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(shown) + more)
-    return DataDir.load(path)
+    for number, key, value in rows:
+        problem = check_audio_entry(value, base=Path.cwd())
+        if problem:
+            problems.append(f"{path / 'wav.scp'} line {number}: '{key}': {problem}")
 
 
 def _line_of(rows) -> dict[str, int]:
@@ -299,8 +342,13 @@ def _line_of(rows) -> dict[str, int]:
 
 
 def _check_same_keys(
-    path: Path, name_a: str, lines_a: dict[str, int], name_b: str, lines_b: dict[str, int],
-    problems: list[str], what: str = "utterance",
+    path: Path,
+    name_a: str,
+    lines_a: dict[str, int],
+    name_b: str,
+    lines_b: dict[str, int],
+    problems: list[str],
+    what: str = "utterance",
 ) -> None:
     """Report each id that one file has and the other lacks, with the file and line where it is."""
     for name, lines, other, other_lines in ((name_a, lines_a, name_b, lines_b), (name_b, lines_b, name_a, lines_a)):

@@ -1,4 +1,6 @@
-"""CTC decoding: greedy (best path) and beam search (torchaudio's flashlight ``ctc_decoder``)."""
+"""CTC search over log-probabilities: greedy (best path) and beam search (torchaudio's flashlight
+``ctc_decoder``), with an optional word n-gram LM. What produces the log-probabilities is
+:class:`speechrecipe.recognizer.Recognizer`."""
 
 from __future__ import annotations
 
@@ -29,8 +31,15 @@ class BeamSearch:
     ``word_insertion_penalty``; without it the search is the plain one.
     """
 
-    def __init__(self, pieces: list[str], beam_size: int = 10, beam_threshold: float = 50.0,
-                 lm_path=None, lm_weight: float = 0.0, word_insertion_penalty: float = 0.0):
+    def __init__(
+        self,
+        pieces: list[str],
+        beam_size: int = 10,
+        beam_threshold: float = 50.0,
+        lm_path=None,
+        lm_weight: float = 0.0,
+        word_insertion_penalty: float = 0.0,
+    ):
         from torchaudio.models.decoder import ctc_decoder
 
         # With an ARPA word n-gram model (lm_path: a file or a loaded speechrecipe.lm.ArpaModel)
@@ -39,10 +48,17 @@ class BeamSearch:
         # Without one, flashlight's ZeroLM scores nothing (its lm_weight is then irrelevant).
         self.word_lm = PieceWordLM(lm_path, pieces, lm_weight, word_insertion_penalty) if lm_path else None
         self.decoder = ctc_decoder(
-            lexicon=None, tokens=pieces, lm=_flashlight_lm(self.word_lm) if self.word_lm else None, nbest=1,
-            beam_size=beam_size, beam_size_token=min(len(pieces), beam_size * 4), beam_threshold=beam_threshold,
+            lexicon=None,
+            tokens=pieces,
+            lm=_flashlight_lm(self.word_lm) if self.word_lm else None,
+            nbest=1,
+            beam_size=beam_size,
+            beam_size_token=min(len(pieces), beam_size * 4),
+            beam_threshold=beam_threshold,
             lm_weight=1.0 if self.word_lm else 2.0,
-            blank_token=pieces[0], sil_token=pieces[1], unk_word=pieces[1],
+            blank_token=pieces[0],
+            sil_token=pieces[1],
+            unk_word=pieces[1],
         )
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
@@ -87,7 +103,7 @@ class PieceWordLM:
             if key not in self._word_cache:
                 self._word_cache[key] = self.model.log10_prob(word, history) * math.log(10)
             score += self.lm_weight * self._word_cache[key] + self.word_insertion_penalty
-            history = (*history, word)[-max(self.model.order - 1, 1):]
+            history = (*history, word)[-max(self.model.order - 1, 1) :]
         return history, score
 
     def advance(self, state: tuple, token: int) -> tuple[tuple, float]:
@@ -149,60 +165,3 @@ def _flashlight_lm(word_lm: PieceWordLM):
             return state, self.finished[state]
 
     return _Adapter()
-
-
-class Recognizer:
-    """A trained model ready to decode: network, tokenizer and normalization from one ``final.pt``.
-
-    ``Recognizer(path)`` loads ``exp/<tag>/am/final.pt``; :meth:`from_bundle` loads an exported
-    bundle (``speechrecipe.export``) and :meth:`from_checkpoint` a ``final.pt``-shaped dict.
-    """
-
-    def __init__(self, path, device: str = "cpu"):
-        from . import checkpoint
-
-        self._setup(checkpoint.load(path), device)
-
-    @classmethod
-    def from_checkpoint(cls, final: dict, device: str = "cpu") -> "Recognizer":
-        """From a dict with the keys of ``final.pt`` (model, model_config, tokenizer, cmvn, feature_config)."""
-        recognizer = cls.__new__(cls)
-        recognizer._setup(final, device)
-        return recognizer
-
-    @classmethod
-    def from_bundle(cls, bundle_dir, device: str = "cpu") -> "Recognizer":
-        """From a model bundle written by ``speechrecipe.export.write_bundle`` (checked against its manifest)."""
-        from .export import read_bundle
-
-        return cls.from_checkpoint(read_bundle(bundle_dir), device)
-
-    def _setup(self, final: dict, device: str) -> None:
-        from .features import stats_to_mean_std
-        from .model import CTCModel, ModelConfig
-        from .tokens import Tokenizer
-
-        self.model = CTCModel(ModelConfig.from_dict(final["model_config"]))
-        self.model.load_state_dict(final["model"])
-        self.model.eval().to(device)
-        self.device = device
-        self.tokenizer = Tokenizer(bytes(final["tokenizer"]))
-        self.cmvn_mode = final["cmvn"]["mode"]
-        self.global_stats = final["cmvn"]["global_stats"]
-        self.global_mean_std = stats_to_mean_std(self.global_stats.numpy())
-        self.feature_config = final["feature_config"]
-
-    @property
-    def frame_seconds(self) -> float:
-        """Seconds per model output frame (feature frame shift times the subsampling factor)."""
-        return self.feature_config.get("frame_shift_ms", 10.0) / 1000 * self.model.subsampling_factor
-
-    def log_probs(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """CTC log-probabilities (batch, frames, vocab) and output lengths, on the CPU, of normalized features."""
-        with torch.no_grad():
-            log_probs, out_lengths = self.model(feats.to(self.device), lengths.to(self.device))
-        return log_probs.cpu(), out_lengths.cpu()
-
-    def decode_ids(self, feats: torch.Tensor, lengths: torch.Tensor, search=None) -> list[list[int]]:
-        log_probs, out_lengths = self.log_probs(feats, lengths)
-        return search(log_probs, out_lengths) if search else greedy_ids(log_probs, out_lengths)

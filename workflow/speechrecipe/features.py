@@ -1,4 +1,4 @@
-"""Kaldi-compatible acoustic features and CMVN statistics.
+"""Kaldi-compatible acoustic features (fbank, MFCC) of audio and of wav.scp entries.
 
 Features come from ``torchaudio.compliance.kaldi`` (the same computation as
 Kaldi's ``compute-fbank-feats`` / ``compute-mfcc-feats``) on audio resampled
@@ -6,52 +6,19 @@ to the recipe's rate. Dither is off by default: with dither the features of an
 utterance would depend on the random state, hence on how utterances are split
 into jobs (Kaldi #717); without it they depend on the audio alone.
 
-CMVN statistics use Kaldi's layout, a 2 x (dim + 1) matrix: row 0 holds the
-sums and the frame count, row 1 the sums of squares.
+What a feature vector is (:class:`speechrecipe.config.FeatureConfig`) is stored with
+every model, so decoding computes the same thing. Archives are :mod:`speechrecipe.archive`,
+normalization :mod:`speechrecipe.cmvn`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from .audio import FormatReport, read_audio, resample
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    """What a feature vector is; saved with every model so decoding computes the same thing."""
-
-    type: str = "fbank"  # fbank | mfcc
-    num_mel_bins: int = 80
-    num_ceps: int = 13  # mfcc only
-    sample_rate: int = 16000
-    frame_length_ms: float = 25.0
-    frame_shift_ms: float = 10.0
-    dither: float = 0.0
-
-    @property
-    def dim(self) -> int:
-        return self.num_mel_bins if self.type == "fbank" else self.num_ceps
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FeatureConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-
-def speed_perturb(samples: np.ndarray, rate: int, factor: float) -> np.ndarray:
-    """Change speed (tempo and pitch together) like ``sox speed``: resample, keep the nominal rate.
-
-    The intermediate rate is rounded to 100 Hz so that resampling stays cheap
-    (torchaudio's kernel grows with the reduced ratio of the two rates).
-    """
-    if factor == 1.0:
-        return samples
-    stretched_rate = int(round(rate / factor / 100.0)) * 100
-    return resample(samples, rate, stretched_rate)
+from .audio import AudioError, FormatReport, read_audio, resample
+from .augment import speed_perturb
+from .config import FeatureConfig
 
 
 def compute(samples: np.ndarray, rate: int, config: FeatureConfig) -> np.ndarray:
@@ -68,13 +35,13 @@ def compute(samples: np.ndarray, rate: int, config: FeatureConfig) -> np.ndarray
     waveform = torch.from_numpy(np.ascontiguousarray(samples) * 32768.0).unsqueeze(0)
     from torchaudio.compliance import kaldi
 
-    common = dict(
-        sample_frequency=config.sample_rate,
-        frame_length=config.frame_length_ms,
-        frame_shift=config.frame_shift_ms,
-        dither=config.dither,
-        energy_floor=0.0,
-    )
+    common = {
+        "sample_frequency": config.sample_rate,
+        "frame_length": config.frame_length_ms,
+        "frame_shift": config.frame_shift_ms,
+        "dither": config.dither,
+        "energy_floor": 0.0,
+    }
     with torch.no_grad():
         if config.type == "fbank":
             feats = kaldi.fbank(waveform, num_mel_bins=config.num_mel_bins, **common)
@@ -85,8 +52,14 @@ def compute(samples: np.ndarray, rate: int, config: FeatureConfig) -> np.ndarray
     return feats.numpy().astype(np.float32)
 
 
-def compute_entry(entry: str, config: FeatureConfig, factor: float = 1.0, segment=None,
-                  report: FormatReport | None = None, name: str | None = None) -> np.ndarray:
+def compute_entry(
+    entry: str,
+    config: FeatureConfig,
+    factor: float = 1.0,
+    segment=None,
+    report: FormatReport | None = None,
+    name: str | None = None,
+) -> np.ndarray:
     """Features of one wav.scp entry (optionally a segment of it, optionally speed-perturbed).
 
     ``report`` (see :class:`speechrecipe.audio.FormatReport`) records the recording's own rate
@@ -97,57 +70,23 @@ def compute_entry(entry: str, config: FeatureConfig, factor: float = 1.0, segmen
     return compute(speed_perturb(samples, rate, factor), rate, config)
 
 
-# --- archives -----------------------------------------------------------------
+def compute_in_blocks(samples: np.ndarray, config: FeatureConfig, block_frames: int = 6000) -> np.ndarray:
+    """Kaldi features of audio already at ``config.sample_rate``, ``block_frames`` frames at a time.
 
-class ArchiveError(ValueError):
-    """A Kaldi archive is missing, truncated or corrupt."""
-
-
-def archive_of(entry: str) -> Path:
-    """The archive a ``feats.scp`` value (``path/feats.3.ark:1234``) points into."""
-    return Path(entry.rpartition(":")[0])
-
-
-def load_matrix(entry: str) -> np.ndarray:
-    """One matrix of an archive, by its scp value; :class:`ArchiveError` when the archive is damaged.
-
-    kaldiio reads a truncated file into a short buffer and fails with whatever numpy or struct
-    says (or, for a cut exactly between matrices, only at the offset past the end): both are
-    turned into one error that names the archive.
+    Kaldi frames are independent (each is its own window of samples), so
+    blocks cut on frame boundaries give exactly the frames of one pass, with
+    the memory of one block.
     """
-    import kaldiio
-
-    path, _, offset = entry.rpartition(":")
-    if not Path(path).is_file():
-        raise ArchiveError(f"{path} does not exist")
-    if not offset.isdigit() or int(offset) >= Path(path).stat().st_size:
-        raise ArchiveError(f"{path}: offset {offset} is past its end ({Path(path).stat().st_size} bytes): truncated")
-    try:
-        return np.asarray(kaldiio.load_mat(entry))
-    except Exception as e:  # noqa: BLE001 - kaldiio raises many types for a damaged archive
-        raise ArchiveError(f"{path}: cannot read the matrix at offset {offset} ({type(e).__name__}: {e}): "
-                           "truncated or corrupt") from e
-
-
-# --- CMVN -------------------------------------------------------------------
-
-def accumulate_stats(feats_list) -> np.ndarray:
-    """Kaldi CMVN statistics (2 x dim+1, float64) of a sequence of (frames, dim) matrices."""
-    stats = None
-    for feats in feats_list:
-        feats = np.asarray(feats, dtype=np.float64)
-        if stats is None:
-            stats = np.zeros((2, feats.shape[1] + 1))
-        stats[0, :-1] += feats.sum(axis=0)
-        stats[1, :-1] += (feats**2).sum(axis=0)
-        stats[0, -1] += feats.shape[0]
-    if stats is None:
-        raise ValueError("no features to accumulate CMVN statistics from")
-    return stats
-
-
-def stats_to_mean_std(stats: np.ndarray, floor: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
-    count = stats[0, -1]
-    mean = stats[0, :-1] / count
-    var = np.maximum(stats[1, :-1] / count - mean**2, floor)
-    return mean.astype(np.float32), np.sqrt(var).astype(np.float32)
+    rate = config.sample_rate
+    shift = int(rate * config.frame_shift_ms / 1000)
+    length = int(rate * config.frame_length_ms / 1000)
+    if len(samples) < length:
+        raise AudioError(
+            f"too short: {1000 * len(samples) / rate:.0f} ms, less than one {config.frame_length_ms:g} ms frame"
+        )
+    total = 1 + (len(samples) - length) // shift
+    blocks = []
+    for first in range(0, total, block_frames):
+        last = min(total, first + block_frames)
+        blocks.append(compute(samples[first * shift : (last - 1) * shift + length], rate, config))
+    return np.concatenate(blocks)

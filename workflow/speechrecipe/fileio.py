@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 
 @contextlib.contextmanager
@@ -42,9 +42,22 @@ def atomic_open(target: str | os.PathLike, mode: str = "w", encoding: str | None
     """``open()`` that writes to a temporary file and renames it on success."""
     if "b" in mode:
         encoding = None
-    with atomic_path(target) as tmp:
-        with open(tmp, mode, encoding=encoding) as f:
-            yield f
+    with atomic_path(target) as tmp, open(tmp, mode, encoding=encoding) as f:
+        yield f
+
+
+def remove_stale_temporaries(*targets: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries of these outputs that a killed earlier write left (:func:`atomic_path`'s names).
+
+    Only call it where nothing else can be writing the same targets (a job of its own outputs,
+    under Snakemake's lock). Returns what was removed.
+    """
+    removed = []
+    for target in map(Path, targets):
+        for stale in target.parent.glob(f".{target.name}.*.tmp*"):
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
 
 
 def write_table(path: str | os.PathLike, rows: dict[str, str] | Iterable[tuple[str, str]], sort: bool = True) -> None:

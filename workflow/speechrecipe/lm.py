@@ -27,8 +27,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from .fileio import atomic_open
 
@@ -46,7 +46,7 @@ def count_ngrams(sentences: Iterable[Sequence[str]], order: int) -> list[Counter
         padded = (BOS, *words, EOS)
         for n in range(1, order + 1):
             for i in range(len(padded) - n + 1):
-                counts[n - 1][padded[i:i + n]] += 1
+                counts[n - 1][padded[i : i + n]] += 1
     return counts
 
 
@@ -113,8 +113,9 @@ def _log10(p: float) -> float:
     return math.log10(p) if p > 0 else LOG10_ZERO
 
 
-def train(sentences: Iterable[str | Sequence[str]], order: int = 3,
-          fixed_discounts: tuple[float, float, float] | None = None) -> NgramModel:
+def train(
+    sentences: Iterable[str | Sequence[str]], order: int = 3, fixed_discounts: tuple[float, float, float] | None = None
+) -> NgramModel:
     """Train an interpolated modified Kneser-Ney model on sentences (strings are split on whitespace).
 
     ``fixed_discounts`` replaces the estimated D1, D2, D3+ at every order (for checking by hand).
@@ -140,11 +141,15 @@ def train(sentences: Iterable[str | Sequence[str]], order: int = 3,
         else:
             d, estimated = discounts(grams.values())
             if not estimated:
-                log.warning("order %d: counts of counts too sparse for Kneser-Ney discounts; "
-                            "using the fallback %s (as lmplz --discount_fallback)", n, d)
+                log.warning(
+                    "order %d: counts of counts too sparse for Kneser-Ney discounts; "
+                    "using the fallback %s (as lmplz --discount_fallback)",
+                    n,
+                    d,
+                )
         used_discounts.append(d)
 
-        def discount(c: int) -> float:
+        def discount(c: int, d=d) -> float:
             return d[min(c, 3) - 1]
 
         # Totals and discounted mass per context.
@@ -166,9 +171,13 @@ def train(sentences: Iterable[str | Sequence[str]], order: int = 3,
                 lower = prob[n - 2][gram[1:]]  # present: every n-gram's suffix is an (n-1)-gram
                 prob[n - 1][gram] = (c - discount(c)) / total[gram[:-1]] + gamma[gram[:-1]] * lower
             bow[n - 2] = gamma
-    log.info("trained a %d-gram Kneser-Ney model on %d sentences: %s n-grams; discounts %s", order,
-             len(sentences), "/".join(str(len(p)) for p in prob),
-             "; ".join(" ".join(f"{x:.3f}" for x in d) for d in used_discounts))
+    log.info(
+        "trained a %d-gram Kneser-Ney model on %d sentences: %s n-grams; discounts %s",
+        order,
+        len(sentences),
+        "/".join(str(len(p)) for p in prob),
+        "; ".join(" ".join(f"{x:.3f}" for x in d) for d in used_discounts),
+    )
     return NgramModel(order, prob, bow, used_discounts)
 
 
@@ -191,7 +200,7 @@ class ArpaModel:
                 elif line == "\\end\\":
                     break
                 elif line.startswith("\\") and line.endswith("-grams:"):
-                    section = int(line[1:-len("-grams:")])
+                    section = int(line[1 : -len("-grams:")])
                     if section != len(self.prob) + 1:
                         raise ValueError(f"{path}:{lineno}: section {line} out of order")
                     self.prob.append({})
@@ -199,14 +208,16 @@ class ArpaModel:
                 elif section == "data":
                     if not line.startswith("ngram "):
                         raise ValueError(f"{path}:{lineno}: expected 'ngram N=COUNT', got {line!r}")
-                    n, count = line[len("ngram "):].split("=")
+                    n, count = line[len("ngram ") :].split("=")
                     declared[int(n)] = int(count)
                 elif isinstance(section, int):
                     fields = line.split()
                     if len(fields) not in (section + 1, section + 2):
-                        raise ValueError(f"{path}:{lineno}: a {section}-gram line needs {section + 1} or "
-                                         f"{section + 2} fields: {line!r}")
-                    gram = tuple(fields[1:section + 1])
+                        raise ValueError(
+                            f"{path}:{lineno}: a {section}-gram line needs {section + 1} or "
+                            f"{section + 2} fields: {line!r}"
+                        )
+                    gram = tuple(fields[1 : section + 1])
                     self.prob[-1][gram] = float(fields[0])
                     if len(fields) == section + 2:
                         self.bow[-1][gram] = float(fields[-1])
@@ -224,8 +235,11 @@ class ArpaModel:
         """``log10 p(word | history)`` with back-off; unknown words (history included) are <unk>."""
         if word not in self.vocab:
             word = UNK
-        history = tuple(w if w in self.vocab else UNK for w in history[max(0, len(history) - self.order + 1):]) \
-            if self.order > 1 else ()
+        history = (
+            tuple(w if w in self.vocab else UNK for w in history[max(0, len(history) - self.order + 1) :])
+            if self.order > 1
+            else ()
+        )
         backoff = 0.0
         for start in range(len(history)):  # the longest context first
             context = history[start:]
@@ -259,8 +273,12 @@ def train_arpa(texts: Iterable[str], path: str | Path, order: int = 3) -> ArpaMo
     sentences = [normalize(t).split() for t in texts]
     train(sentences, order).write_arpa(path)
     model = ArpaModel(path)
-    log.info("wrote %s: %d words (besides <s>, </s>, <unk>), training-text perplexity %.2f", path,
-             len(model.vocab - {BOS, EOS, UNK}), model.perplexity(sentences))
+    log.info(
+        "wrote %s: %d words (besides <s>, </s>, <unk>), training-text perplexity %.2f",
+        path,
+        len(model.vocab - {BOS, EOS, UNK}),
+        model.perplexity(sentences),
+    )
     return model
 
 

@@ -48,28 +48,36 @@ def noise_files(sources: list[str | Path]) -> list[Path]:
     Header reads only: checking a noise folder takes milliseconds.
     """
     if not sources:
-        raise NoiseError("no noise sources given. Fix: set noise.noise_dirs to folders of noise recordings, "
-                         "or leave it empty in config to use generated white, pink and babble noise")
+        raise NoiseError(
+            "no noise sources given. Fix: set noise.noise_dirs to folders of noise recordings, "
+            "or leave it empty in config to use generated white, pink and babble noise"
+        )
     files: list[Path] = []
     for source in sources:
         path = Path(source)
         if not path.exists():
-            raise NoiseError(f"noise source '{source}' does not exist. Fix: correct the path in noise.noise_dirs "
-                             "or noise.test_noise_dirs (relative paths are relative to the working directory)")
+            raise NoiseError(
+                f"noise source '{source}' does not exist. Fix: correct the path in noise.noise_dirs "
+                "or noise.test_noise_dirs (relative paths are relative to the working directory)"
+            )
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
             if not found:
-                raise NoiseError(f"noise directory '{source}' holds no audio files ({', '.join(AUDIO_SUFFIXES)}). "
-                                 "Fix: point the config at a folder of noise recordings")
+                raise NoiseError(
+                    f"noise directory '{source}' holds no audio files ({', '.join(AUDIO_SUFFIXES)}). "
+                    "Fix: point the config at a folder of noise recordings"
+                )
             files += found
         else:
             files.append(path)
     for path in files:
         try:
             info = soundfile.info(str(path))
-        except Exception as e:  # noqa: BLE001 - soundfile raises several types for a bad header
-            raise NoiseError(f"noise file '{path}' cannot be read ({e}). Fix: re-encode it as WAV or FLAC, "
-                             "or remove it from the noise folder") from e
+        except Exception as e:
+            raise NoiseError(
+                f"noise file '{path}' cannot be read ({e}). Fix: re-encode it as WAV or FLAC, "
+                "or remove it from the noise folder"
+            ) from e
         if info.frames == 0:
             raise NoiseError(f"noise file '{path}' is empty (0 samples). Fix: remove it from the noise folder")
     return sorted(dict.fromkeys(files))
@@ -103,7 +111,7 @@ class NoiseChoice:
         return f"{utt} {self.snr:g} {self.offset} {self.noise}"
 
     @classmethod
-    def from_value(cls, value: str) -> "NoiseChoice":
+    def from_value(cls, value: str) -> NoiseChoice:
         """From the value of a ``utt2noise`` line (everything after the utterance id)."""
         snr, offset, noise = value.split(" ", 2)
         return cls(noise=noise, offset=int(offset), snr=float(snr))
@@ -151,7 +159,7 @@ def measured_snr(clean: np.ndarray, noisy: np.ndarray, scale: float = 1.0) -> fl
     common gain :func:`mix` applied against clipping): what is not speech is noise."""
     speech = scale * clean.astype(np.float64)
     residual = noisy.astype(np.float64) - speech
-    return float(10 * np.log10(np.mean(speech ** 2) / np.mean(residual ** 2)))
+    return float(10 * np.log10(np.mean(speech**2) / np.mean(residual**2)))
 
 
 def rebuild(clean: np.ndarray, choice: NoiseChoice, rate: int) -> np.ndarray:
@@ -160,8 +168,9 @@ def rebuild(clean: np.ndarray, choice: NoiseChoice, rate: int) -> np.ndarray:
     return mix(clean, noise_segment(noise, choice.offset, len(clean)), choice.snr)
 
 
-def generate(kind: str, seconds: float, rate: int, seed: int, speech: list[np.ndarray] | None = None,
-             talkers: int = 6) -> np.ndarray:
+def generate(
+    kind: str, seconds: float, rate: int, seed: int, speech: list[np.ndarray] | None = None, talkers: int = 6
+) -> np.ndarray:
     """Generated noise of ``kind`` (white, pink or babble), ``seconds`` long, peak-normalized to 0.5.
 
     white: Gaussian; pink: white shaped to a 1/f power spectrum in the frequency domain;
@@ -169,7 +178,7 @@ def generate(kind: str, seconds: float, rate: int, seed: int, speech: list[np.nd
     utterances one after another, at equal power), as in the NOISEX babble used by Aurora.
     """
     rng = np.random.default_rng(seed)
-    length = int(round(seconds * rate))
+    length = round(seconds * rate)
     if kind == "white":
         noise = rng.standard_normal(length)
     elif kind == "pink":
@@ -186,11 +195,45 @@ def generate(kind: str, seconds: float, rate: int, seed: int, speech: list[np.nd
             stream, filled = np.zeros(length), int(rng.integers(rate // 2))
             while filled < length:
                 utt = speech[int(rng.integers(len(speech)))].astype(np.float64)
-                utt = utt / max(np.sqrt(np.mean(utt ** 2)), 1e-6)
+                utt = utt / max(np.sqrt(np.mean(utt**2)), 1e-6)
                 take = min(len(utt), length - filled)
-                stream[filled:filled + take] = utt[:take]
+                stream[filled : filled + take] = utt[:take]
                 filled += take
             noise += stream
     else:
         raise NoiseError(f"unknown generated noise '{kind}' (use one of {', '.join(GENERATED_TYPES)})")
     return (0.5 * noise / max(float(np.max(np.abs(noise))), 1e-9)).astype(np.float32)
+
+
+def mix_data_dir(
+    clean,
+    out_dir: str | Path,
+    noises: dict[str, np.ndarray],
+    snrs: list[float],
+    seed: int,
+    rate: int,
+    progress: bool = True,
+):
+    """A noisy copy of the data directory ``clean`` (a :class:`~speechrecipe.datadir.DataDir`) under ``out_dir``.
+
+    Every utterance is mixed with the noise :func:`choose` draws for it and written as
+    ``out_dir/wav/<utt>.wav`` (16-bit, ``rate``). Returns the copy (same utterance ids, texts and
+    speakers; not yet saved) and its ``utt2noise`` table (utt -> ``snr offset noise-file``).
+    """
+    from tqdm import tqdm
+
+    from .audio import write_wav
+    from .datadir import DataDir
+
+    out_dir = Path(out_dir)
+    noisy = DataDir(text=dict(clean.text), utt2spk=dict(clean.utt2spk))
+    utt2noise = {}
+    for utt in tqdm(clean.utterances, desc=f"mix {out_dir.name}", mininterval=5, disable=not progress):
+        samples, _ = clean.audio(utt, rate)
+        choice = choose(utt, noises, snrs, seed)
+        wav = out_dir / "wav" / f"{utt}.wav"
+        write_wav(wav, mix(samples, noise_segment(noises[choice.noise], choice.offset, len(samples)), choice.snr), rate)
+        noisy.wav_scp[utt] = str(wav)
+        noisy.utt2dur[utt] = len(samples) / rate
+        utt2noise[utt] = choice.to_line(utt).split(" ", 1)[1]
+    return noisy, utt2noise

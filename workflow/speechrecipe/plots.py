@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import glob
 import html
+import itertools
 import math
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import pandas as pd
 
@@ -31,6 +32,7 @@ KALDI_EPS = "***"  # what Kaldi's per_utt writes for no word
 
 
 # --- figures: shared -------------------------------------------------------------------------------------------------
+
 
 def _pyplot():
     import matplotlib
@@ -61,6 +63,7 @@ def note_figure(out: str | os.PathLike, title: str, text: str) -> None:
 
 # --- training curves -------------------------------------------------------------------------------------------------
 
+
 def read_history(path: str | os.PathLike) -> pd.DataFrame:
     """A training history.tsv (epoch, loss, dev_loss, ...), one row per epoch."""
     return pd.read_csv(path, sep="\t")
@@ -87,8 +90,9 @@ def _loss_axes(ax, history: pd.DataFrame, title: str) -> None:
     ax.legend()
 
 
-def training_curves(am_history: pd.DataFrame, out: str | os.PathLike, dae_history: pd.DataFrame | None = None,
-                    title: str = "") -> None:
+def training_curves(
+    am_history: pd.DataFrame, out: str | os.PathLike, dae_history: pd.DataFrame | None = None, title: str = ""
+) -> None:
     """Loss curves of the acoustic model (training and dev loss), its dev token error rate and, when given,
     the denoising autoencoder's training and dev loss, side by side."""
     plt = _pyplot()
@@ -100,8 +104,13 @@ def training_curves(am_history: pd.DataFrame, out: str | os.PathLike, dae_histor
     if "dev_ter" in am_history:
         ax.plot(am_history["epoch"], 100 * am_history["dev_ter"], marker="o", markersize=3, color="C2")
         best = am_history["dev_ter"].idxmin()
-        ax.annotate(f"{100 * am_history['dev_ter'][best]:.2f} %", (am_history["epoch"][best],
-                    100 * am_history["dev_ter"][best]), textcoords="offset points", xytext=(0, 8), ha="center")
+        ax.annotate(
+            f"{100 * am_history['dev_ter'][best]:.2f} %",
+            (am_history["epoch"][best], 100 * am_history["dev_ter"][best]),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+        )
     _epoch_axis(ax)
     ax.set_ylabel("dev token error rate (%)")
     ax.set_title("acoustic model: dev token error rate")
@@ -115,18 +124,6 @@ def training_curves(am_history: pd.DataFrame, out: str | os.PathLike, dae_histor
 
 
 # --- WER against SNR -------------------------------------------------------------------------------------------------
-
-def read_results(path: str | os.PathLike) -> pd.DataFrame:
-    """results.tsv, with or without the noisy-set columns base, noise, snr (added as clean when absent)."""
-    table = pd.read_csv(path, sep="\t", dtype={"set": str})
-    if "base" not in table:
-        table["base"] = table["set"]
-    table["base"] = table["base"].fillna(table["set"]).astype(str)
-    if "noise" not in table:
-        table["noise"] = "clean"
-    table["noise"] = table["noise"].fillna("clean").astype(str).replace({"": "clean", "nan": "clean"})
-    table["snr"] = pd.to_numeric(table["snr"], errors="coerce") if "snr" in table else math.nan
-    return table
 
 
 def noisy_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -144,9 +141,11 @@ def wer_snr_series(tables: Mapping[str, pd.DataFrame]) -> dict[tuple[str, str, s
         for (base, noise), rows in noisy.groupby(["base", "noise"], sort=True):
             rows = rows.sort_values("snr")
             clean_wer = clean.loc[clean["set"] == base, "wer"]
-            series[(system, base, noise)] = {"snr": rows["snr"].astype(float).tolist(),
-                                             "wer": rows["wer"].astype(float).tolist(),
-                                             "clean": float(clean_wer.iloc[0]) if len(clean_wer) else None}
+            series[(system, base, noise)] = {
+                "snr": rows["snr"].astype(float).tolist(),
+                "wer": rows["wer"].astype(float).tolist(),
+                "clean": float(clean_wer.iloc[0]) if len(clean_wer) else None,
+            }
     return series
 
 
@@ -157,12 +156,15 @@ def wer_vs_snr(tables: Mapping[str, pd.DataFrame], out: str | os.PathLike) -> di
     """
     series = wer_snr_series(tables)
     if not series:
-        note_figure(out, "WER against SNR", "No noisy sets in this experiment:\n"
-                    "results.tsv has only clean sets, so there is no WER-against-SNR curve.")
+        note_figure(
+            out,
+            "WER against SNR",
+            "No noisy sets in this experiment:\nresults.tsv has only clean sets, so there is no WER-against-SNR curve.",
+        )
         return series
     plt = _pyplot()
     snrs = sorted({s for line in series.values() for s in line["snr"]})
-    step = min((b - a for a, b in zip(snrs, snrs[1:])), default=5.0)
+    step = min((b - a for a, b in itertools.pairwise(snrs)), default=5.0)
     x_clean = snrs[-1] + max(step, 5.0)
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     systems = {system for system, _, _ in series}
@@ -187,6 +189,7 @@ def wer_vs_snr(tables: Mapping[str, pd.DataFrame], out: str | os.PathLike) -> di
 
 
 # --- word confusions -------------------------------------------------------------------------------------------------
+
 
 def read_per_utt(path: str | os.PathLike) -> list[tuple[str, str]]:
     """The aligned (reference word, hypothesis word) pairs of a Kaldi per_utt file; a missing word is EPS.
@@ -222,8 +225,12 @@ def confusion_counts(pairs: Iterable[tuple[str, str]], words: Iterable[str] = DI
     words = list(words)
     known = set(words)
     counts = Counter((r, h if h in known or h == EPS else OTHER) for r, h in pairs)
-    table = pd.DataFrame(0, index=pd.Index([*words, EPS], name="reference"),
-                         columns=pd.Index([*words, OTHER, EPS], name="hypothesis"), dtype=int)
+    table = pd.DataFrame(
+        0,
+        index=pd.Index([*words, EPS], name="reference"),
+        columns=pd.Index([*words, OTHER, EPS], name="hypothesis"),
+        dtype=int,
+    )
     for (r, h), n in counts.items():
         if r not in table.index:
             raise ValueError(f"reference word {r!r} is not one of {words}")
@@ -248,8 +255,15 @@ def confusion_matrix(matrices: Mapping[str, pd.DataFrame], out: str | os.PathLik
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
                 if values[i, j]:
-                    ax.text(j, i, str(values[i, j]), ha="center", va="center", fontsize=7,
-                            color="white" if values[i, j] > peak / 4 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(values[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if values[i, j] > peak / 4 else "black",
+                    )
         ax.set_xticks(range(values.shape[1]))
         ax.set_xticklabels(table.columns, rotation=60, ha="right", fontsize=8)
         ax.set_yticks(range(values.shape[0]))
@@ -264,6 +278,7 @@ def confusion_matrix(matrices: Mapping[str, pd.DataFrame], out: str | os.PathLik
 
 # --- runtime and memory from Snakemake benchmark files ---------------------------------------------------------------
 
+
 def _split_pattern(pattern: str) -> list[tuple[str, str | None, str | None]]:
     """A Snakemake file pattern as (literal, wildcard name, wildcard regex or None) pieces; braces may nest
     inside a constraint, e.g. ``{job,\\d{1,3}}``."""
@@ -277,7 +292,7 @@ def _split_pattern(pattern: str) -> list[tuple[str, str | None, str | None]]:
         while j < len(pattern) and depth:
             depth += {"{": 1, "}": -1}.get(pattern[j], 0)
             j += 1
-        body = pattern[i + 1:j - 1]
+        body = pattern[i + 1 : j - 1]
         name, _, constraint = body.partition(",")
         pieces.append((literal, name.strip(), constraint.strip() or None))
         literal, i = "", j
@@ -304,8 +319,9 @@ def pattern_regex(pattern: str) -> re.Pattern:
     return re.compile(out + r"\Z")
 
 
-def find_benchmarks(patterns: Mapping[str, Iterable[str]], keep: Mapping[str, set[str]] | None = None,
-                    root: str | os.PathLike = ".") -> list[tuple[str, Path]]:
+def find_benchmarks(
+    patterns: Mapping[str, Iterable[str]], keep: Mapping[str, set[str]] | None = None, root: str | os.PathLike = "."
+) -> list[tuple[str, Path]]:
     """(rule, file) of every existing benchmark file matching a rule's benchmark pattern (relative to ``root``).
 
     ``keep`` restricts wildcards to the values of this experiment (e.g. ``set`` to its sets, ``job`` to 1..nj),
@@ -331,10 +347,19 @@ def read_benchmarks(files: Iterable[tuple[str, str | os.PathLike]]) -> pd.DataFr
         table = pd.read_csv(path, sep="\t", na_values=["NA", "-", "n/a"])
         if table.empty:
             continue
-        values = {c: pd.to_numeric(table[c], errors="coerce") if c in table else pd.Series(dtype=float)
-                  for c in ("s", "max_rss", "cpu_time")}
-        rows.append({"rule": rule, "file": str(path), "s": values["s"].mean(), "max_rss": values["max_rss"].max(),
-                     "cpu_time": values["cpu_time"].mean()})
+        values = {
+            c: pd.to_numeric(table[c], errors="coerce") if c in table else pd.Series(dtype=float)
+            for c in ("s", "max_rss", "cpu_time")
+        }
+        rows.append(
+            {
+                "rule": rule,
+                "file": str(path),
+                "s": values["s"].mean(),
+                "max_rss": values["max_rss"].max(),
+                "cpu_time": values["cpu_time"].mean(),
+            }
+        )
     return pd.DataFrame(rows, columns=["rule", "file", "s", "max_rss", "cpu_time"])
 
 
@@ -344,14 +369,16 @@ def runtime_memory_table(jobs: pd.DataFrame) -> pd.DataFrame:
     if jobs.empty:
         return pd.DataFrame(columns=columns)
     grouped = jobs.groupby("rule", sort=False)
-    table = pd.DataFrame({
-        "jobs": grouped.size(),
-        "total_s": grouped["s"].sum(min_count=1),
-        "mean_s": grouped["s"].mean(),
-        "max_s": grouped["s"].max(),
-        "cpu_time_s": grouped["cpu_time"].sum(min_count=1),
-        "max_rss_mb": grouped["max_rss"].max(),
-    }).reset_index()
+    table = pd.DataFrame(
+        {
+            "jobs": grouped.size(),
+            "total_s": grouped["s"].sum(min_count=1),
+            "mean_s": grouped["s"].mean(),
+            "max_s": grouped["s"].max(),
+            "cpu_time_s": grouped["cpu_time"].sum(min_count=1),
+            "max_rss_mb": grouped["max_rss"].max(),
+        }
+    ).reset_index()
     return table[columns].round(2)
 
 
@@ -371,8 +398,13 @@ def runtime_memory(table: pd.DataFrame, out: str | os.PathLike) -> None:
     left.set_title("runtime per rule")
     right.barh(table["rule"], table["max_rss_mb"].fillna(0), color="C1")
     for y, rss in enumerate(table["max_rss_mb"]):
-        right.text(rss if pd.notna(rss) else 0, y, f" {rss:.0f} MB" if pd.notna(rss) else " not measured",
-                   va="center", fontsize=8)
+        right.text(
+            rss if pd.notna(rss) else 0,
+            y,
+            f" {rss:.0f} MB" if pd.notna(rss) else " not measured",
+            va="center",
+            fontsize=8,
+        )
     right.set_xlabel("peak resident memory, max_rss (MB)")
     right.set_title("memory per rule")
     for ax in (left, right):
@@ -394,8 +426,11 @@ p { max-width: 50em; }"""
 def html_table(table: pd.DataFrame, out: str | os.PathLike, title: str, note: str = "") -> None:
     """A self-contained HTML page (inline style, no links) with one table."""
     body = table.to_html(index=False, na_rep="", border=0, float_format=lambda v: f"{v:g}")
-    page = (f"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{html.escape(title)}</title>\n"
-            f"<style>\n{_STYLE}\n</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-            + (f"<p>{html.escape(note)}</p>\n" if note else "") + f"{body}\n</body>\n</html>\n")
+    page = (
+        f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+        f"<style>\n{_STYLE}\n</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
+        + (f"<p>{html.escape(note)}</p>\n" if note else "")
+        + f"{body}\n</body>\n</html>\n"
+    )
     with atomic_path(out, suffix=".html") as tmp:
         tmp.write_text(page, encoding="utf-8")

@@ -46,8 +46,10 @@ class ErrorCounts:
         return 100.0 * self.errors / self.total if self.total else 0.0
 
     def kaldi_line(self, name: str = "WER") -> str:
-        return (f"%{name} {self.rate:.2f} [ {self.errors} / {self.total}, "
-                f"{self.ins} ins, {self.dels} del, {self.subs} sub ]")
+        return (
+            f"%{name} {self.rate:.2f} [ {self.errors} / {self.total}, "
+            f"{self.ins} ins, {self.dels} del, {self.subs} sub ]"
+        )
 
 
 @dataclass
@@ -59,8 +61,9 @@ class SetScore:
 
 
 def _counts(output) -> ErrorCounts:
-    return ErrorCounts(output.insertions, output.deletions, output.substitutions,
-                       output.hits + output.substitutions + output.deletions)
+    return ErrorCounts(
+        output.insertions, output.deletions, output.substitutions, output.hits + output.substitutions + output.deletions
+    )
 
 
 def score(refs: dict[str, str], hyps: dict[str, str]) -> SetScore:
@@ -77,13 +80,13 @@ def score(refs: dict[str, str], hyps: dict[str, str]) -> SetScore:
     hyp_texts = [normalize(hyps.get(u, "")) for u in utts]
     empty_refs = [u for u, r in zip(utts, ref_texts) if not r]
     if empty_refs:
-        raise ValueError(f"references are empty after normalization for {empty_refs[:3]}: "
-                         "fix the transcripts (data validation rejects empty ones)")
+        raise ValueError(
+            f"references are empty after normalization for {empty_refs[:3]}: "
+            "fix the transcripts (data validation rejects empty ones)"
+        )
     words = jiwer.process_words(ref_texts, hyp_texts)
-    chars = jiwer.process_characters([r.replace(" ", "") for r in ref_texts],
-                                     [h.replace(" ", "") for h in hyp_texts])
-    return SetScore(_counts(words), _counts(chars),
-                    _per_utt_lines(utts, words), missing)
+    chars = jiwer.process_characters([r.replace(" ", "") for r in ref_texts], [h.replace(" ", "") for h in hyp_texts])
+    return SetScore(_counts(words), _counts(chars), _per_utt_lines(utts, words), missing)
 
 
 def _per_utt_lines(utts, words) -> list[str]:
@@ -95,22 +98,34 @@ def _per_utt_lines(utts, words) -> list[str]:
         for chunk in chunks:
             if chunk.type == "equal":
                 for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
-                    r_row.append(ref[chunk.ref_start_idx + k]); h_row.append(hyp[chunk.hyp_start_idx + k]); ops.append("C")
+                    r_row.append(ref[chunk.ref_start_idx + k])
+                    h_row.append(hyp[chunk.hyp_start_idx + k])
+                    ops.append("C")
                 c += chunk.ref_end_idx - chunk.ref_start_idx
             elif chunk.type == "substitute":
                 for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
-                    r_row.append(ref[chunk.ref_start_idx + k]); h_row.append(hyp[chunk.hyp_start_idx + k]); ops.append("S")
+                    r_row.append(ref[chunk.ref_start_idx + k])
+                    h_row.append(hyp[chunk.hyp_start_idx + k])
+                    ops.append("S")
                 s += chunk.ref_end_idx - chunk.ref_start_idx
             elif chunk.type == "delete":
                 for k in range(chunk.ref_start_idx, chunk.ref_end_idx):
-                    r_row.append(ref[k]); h_row.append("***"); ops.append("D")
+                    r_row.append(ref[k])
+                    h_row.append("***")
+                    ops.append("D")
                 d += chunk.ref_end_idx - chunk.ref_start_idx
             elif chunk.type == "insert":
                 for k in range(chunk.hyp_start_idx, chunk.hyp_end_idx):
-                    r_row.append("***"); h_row.append(hyp[k]); ops.append("I")
+                    r_row.append("***")
+                    h_row.append(hyp[k])
+                    ops.append("I")
                 i += chunk.hyp_end_idx - chunk.hyp_start_idx
-        lines += [f"{utt} ref {' '.join(r_row)}", f"{utt} hyp {' '.join(h_row)}",
-                  f"{utt} op {' '.join(ops)}", f"{utt} #csid {c} {s} {i} {d}"]
+        lines += [
+            f"{utt} ref {' '.join(r_row)}",
+            f"{utt} hyp {' '.join(h_row)}",
+            f"{utt} op {' '.join(ops)}",
+            f"{utt} #csid {c} {s} {i} {d}",
+        ]
     return lines
 
 

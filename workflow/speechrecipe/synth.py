@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from typing import Self
 
 import numpy as np
 
@@ -101,12 +102,14 @@ class _Session:
             self.chunks.append(ctypes.string_at(wav, numsamples * ctypes.sizeof(ctypes.c_short)))
         return 0
 
-    def __enter__(self) -> "_Session":
+    def __enter__(self) -> Self:
         _check_not_loaded(self.lib_path)
         try:
             lib = ctypes.CDLL(self.lib_path)
         except OSError as e:
-            raise EspeakError(f"cannot load the eSpeak NG library '{self.lib_path}': {e}. Fix: reinstall espeakng-loader.") from e
+            raise EspeakError(
+                f"cannot load the eSpeak NG library '{self.lib_path}': {e}. Fix: reinstall espeakng-loader."
+            ) from e
         self.lib = lib
         lib.espeak_ng_InitializePath.argtypes = [ctypes.c_char_p]
         lib.espeak_ng_Initialize.argtypes = [ctypes.c_void_p]
@@ -118,8 +121,14 @@ class _Session:
         lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
         lib.espeak_SetSynthCallback.restype = None
         lib.espeak_ng_Synthesize.argtypes = [
-            ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         lib.espeak_ListVoices.argtypes = [ctypes.POINTER(_VOICE)]
         lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_VOICE))
@@ -146,7 +155,9 @@ class _Session:
         if status != 0:
             message = ctypes.create_string_buffer(512)
             self.lib.espeak_ng_GetStatusCodeMessage(status, message, len(message))
-            raise EspeakError(f"eSpeak NG could not {doing}: {message.value.decode(errors='replace')} (status {status:#x}).")
+            raise EspeakError(
+                f"eSpeak NG could not {doing}: {message.value.decode(errors='replace')} (status {status:#x})."
+            )
 
     def speak(self, text: str, voice: str, rate: int, pitch: int) -> bytes:
         lib = self.lib

@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 BLANK = "<blank>"
 
 
-def train(texts: list[str], model_path: str | Path, model_type: str = "unigram", vocab_size: int = 64,
-          seed: int = 1) -> "Tokenizer":
+def train(
+    texts: list[str], model_path: str | Path, model_type: str = "unigram", vocab_size: int = 64, seed: int = 1
+) -> Tokenizer:
     """Train SentencePiece on transcripts and write ``model_path`` (and ``tokens.txt`` beside it)."""
     model_path = Path(model_path)
     if model_type not in ("unigram", "bpe", "char"):
@@ -35,9 +36,15 @@ def train(texts: list[str], model_path: str | Path, model_type: str = "unigram",
         # A small corpus may not support the requested size: take what it has instead of failing.
         hard_vocab_limit=False,
         character_coverage=1.0,
-        pad_id=0, pad_piece=BLANK, unk_id=1, bos_id=-1, eos_id=-1,
+        pad_id=0,
+        pad_piece=BLANK,
+        unk_id=1,
+        bos_id=-1,
+        eos_id=-1,
         # Deterministic: one thread, no sampling of the input sentences.
-        num_threads=1, input_sentence_size=0, shuffle_input_sentence=False,
+        num_threads=1,
+        input_sentence_size=0,
+        shuffle_input_sentence=False,
         minloglevel=2,
     )
     with atomic_path(model_path) as tmp:

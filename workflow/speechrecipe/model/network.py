@@ -15,29 +15,10 @@ those of the utterance alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass
-class ModelConfig:
-    input_dim: int = 80
-    vocab_size: int = 64
-    hidden: int = 256  # units per direction
-    layers: int = 3
-    bidirectional: bool = True
-    subsampling: str = "stack"  # stack | conv2d | none
-    subsampling_factor: int = 3  # stack: frames concatenated per output frame; conv2d: 2 or 4
-    dropout: float = 0.2
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from ..config import ModelConfig
 
 
 class FrameStacking(nn.Module):
@@ -169,34 +150,3 @@ class CTCModel(nn.Module):
     @property
     def subsampling_factor(self) -> int:
         return 1 if self.config.subsampling == "none" else self.config.subsampling_factor
-
-
-def initialize_from(model: CTCModel, state: dict[str, torch.Tensor], pieces: list[str],
-                    pretrained_pieces: list[str]) -> dict[str, list[str]]:
-    """Start ``model`` from a pretrained model's weights (fine-tuning).
-
-    Every tensor whose name and shape match is copied. The output layer is
-    mapped unit by unit through the token strings, so a model trained with
-    another tokenizer still passes on what it knows of the units both share;
-    units the pretrained model lacks keep their random initialization.
-    Returns what was copied, mapped and skipped, for the log.
-    """
-    own = model.state_dict()
-    report = {"copied": [], "mapped": [], "skipped": []}
-    index = {piece: i for i, piece in enumerate(pretrained_pieces)}
-    shared = [(i, index[p]) for i, p in enumerate(pieces) if p in index]
-    for name, tensor in state.items():
-        if name not in own:
-            report["skipped"].append(name)
-        elif name.startswith("output.") and tensor.shape[1:] == own[name].shape[1:]:
-            if shared:
-                rows, pretrained_rows = zip(*shared)
-                own[name][list(rows)] = tensor[list(pretrained_rows)].to(own[name].dtype)
-            report["mapped"].append(f"{name} ({len(shared)}/{len(pieces)} units)")
-        elif tensor.shape == own[name].shape:
-            own[name] = tensor.to(own[name].dtype)
-            report["copied"].append(name)
-        else:
-            report["skipped"].append(f"{name} (shape {tuple(tensor.shape)} vs {tuple(own[name].shape)})")
-    model.load_state_dict(own)
-    return report

@@ -1,0 +1,60 @@
+"""Data augmentation: speed perturbation of audio and SpecAugment of features.
+
+Speed perturbation makes copies of a training set at other speeds (ESPnet's stage 2, Kaldi's
+``perturb_data_dir_speed.sh``): a copy's utterance and speaker ids are prefixed ``sp<factor>-``
+(:func:`perturbed_id`), so each perturbed speaker gets CMVN statistics of its own.
+Noise is :mod:`speechrecipe.noise`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .audio import resample
+
+
+def perturbed_id(utt_or_speaker: str, factor: float) -> str:
+    """The id of an utterance (or speaker) in the copy at speed ``factor``; factor 1 keeps the id."""
+    return utt_or_speaker if factor == 1.0 else f"sp{factor:g}-{utt_or_speaker}"
+
+
+def speed_perturb(samples: np.ndarray, rate: int, factor: float) -> np.ndarray:
+    """Change speed (tempo and pitch together) like ``sox speed``: resample, keep the nominal rate.
+
+    The intermediate rate is rounded to 100 Hz so that resampling stays cheap
+    (torchaudio's kernel grows with the reduced ratio of the two rates).
+    """
+    if factor == 1.0:
+        return samples
+    stretched_rate = round(rate / factor / 100.0) * 100
+    return resample(samples, rate, stretched_rate)
+
+
+def spec_augment(
+    feats: torch.Tensor,
+    lengths: torch.Tensor,
+    generator: torch.Generator,
+    freq_masks: int = 2,
+    freq_width: int = 15,
+    time_masks: int = 2,
+    time_width: float = 0.05,
+) -> torch.Tensor:
+    """SpecAugment (Park et al. 2019) without time warping: zero random bands of frequency and time.
+
+    Time masks are at most ``time_width`` of each utterance long. Masked values
+    are set to 0, the mean of normalized features.
+    """
+    feats = feats.clone()
+    batch, _, dim = feats.shape
+    for b in range(batch):
+        n = int(lengths[b])
+        for _ in range(freq_masks):
+            width = int(torch.randint(0, freq_width + 1, (1,), generator=generator))
+            start = int(torch.randint(0, max(1, dim - width), (1,), generator=generator))
+            feats[b, :, start : start + width] = 0.0
+        for _ in range(time_masks):
+            width = int(torch.randint(0, max(1, int(time_width * n)) + 1, (1,), generator=generator))
+            start = int(torch.randint(0, max(1, n - width), (1,), generator=generator))
+            feats[b, start : start + width, :] = 0.0
+    return feats
