@@ -3,7 +3,10 @@
 Every artifact the recipe produces goes through :func:`atomic_path` or
 :func:`atomic_open`: the data is written to a temporary name in the same
 directory and renamed over the target only when complete, so an interrupted
-job (SIGKILL included) never leaves a file that looks finished.
+job (SIGKILL included) never leaves a file that looks finished. The file ends
+with the permissions a plain ``open()`` would give it under the user's umask
+(``tempfile`` makes its files private, 0600): on a shared file system,
+colleagues read results, checkpoints and models like any other file.
 """
 
 from __future__ import annotations
@@ -13,6 +16,25 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system says it (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def plain_file_mode() -> int:
+    """The permissions ``open(path, "w")`` gives a new file: 0666 less the umask."""
+    return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -31,6 +53,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, plain_file_mode())
         os.replace(tmp, target)
     finally:
         if tmp.exists():
