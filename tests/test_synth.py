@@ -7,6 +7,7 @@ few seconds.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -148,3 +149,65 @@ def test_cli_rejects_impossible_arguments(synth_digits, tmp_path):
     assert stop.value.code == 2
     assert synth_digits.main(["--out-dir", str(tmp_path), "--num-train-speakers", "200"]) == 1
     assert not any(tmp_path.iterdir())
+
+
+SPEAK_FROM = """
+import sys
+import espeakng_loader
+from speechrecipe import synth
+
+real = espeakng_loader.get_data_path()
+if sys.argv[1] != "-":
+    espeakng_loader.get_data_path = lambda: sys.argv[1]  # as in a virtualenv of a checkout that deep
+samples = synth.synthesize("three one four", "en-us+f2", 160, 50)
+sys.stdout.buffer.write(samples.tobytes())
+sys.stderr.write(synth._Session._paths[1])
+"""
+
+
+def speak_from(data_path: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", SPEAK_FROM, data_path],
+        capture_output=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def deep_path(base: Path, length: int) -> Path:
+    """A folder under ``base`` whose path is at least ``length`` characters long."""
+    path = base
+    while len(str(path)) < length:
+        path = path / ("d" * 40)
+    path.mkdir(parents=True)
+    return path
+
+
+def test_synthesis_works_from_a_checkout_200_characters_deep(tmp_path):
+    import espeakng_loader
+
+    deep = deep_path(tmp_path, 200) / "espeak-ng-data"
+    deep.symlink_to(espeakng_loader.get_data_path(), target_is_directory=True)
+    assert len(str(deep)) > 200
+    reference, far = speak_from("-"), speak_from(str(deep))
+    assert reference.returncode == 0 and far.returncode == 0, far.stderr.decode()[-2000:]
+    assert len(reference.stdout) > 10000 and far.stdout == reference.stdout  # bit-identical samples
+    used = far.stderr.decode().strip().splitlines()[-1]
+    assert len(used) < 120 and Path(used).is_symlink() and Path(used).resolve() == deep.resolve()
+    again = speak_from(str(deep))  # the link is made once and reused
+    assert again.stdout == reference.stdout and again.stderr.decode().strip().splitlines()[-1] == used
+
+
+def test_the_short_link_is_refused_in_a_folder_that_is_not_private(tmp_path):
+    import espeakng_loader
+
+    deep = deep_path(tmp_path / "checkout", 200) / "espeak-ng-data"
+    deep.symlink_to(espeakng_loader.get_data_path(), target_is_directory=True)
+    shared_tmp = tmp_path / "tmp"
+    (shared_tmp / f"speechrecipe-{os.getuid()}").mkdir(parents=True, mode=0o777)
+    (shared_tmp / f"speechrecipe-{os.getuid()}").chmod(0o777)
+    result = speak_from(str(deep), env={"TMPDIR": str(shared_tmp)})
+    assert result.returncode != 0 and b"not a private folder" in result.stderr
+    long_tmp = deep_path(tmp_path / "longtmp", 130)
+    result = speak_from(str(deep), env={"TMPDIR": str(long_tmp)})
+    assert result.returncode != 0 and b"point TMPDIR at a folder with a short path" in result.stderr

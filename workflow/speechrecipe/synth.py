@@ -18,8 +18,12 @@ samples depend only on the arguments, not on what was synthesised before
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
+import stat
+import tempfile
 import threading
+from pathlib import Path
 from typing import Self
 
 import numpy as np
@@ -62,7 +66,7 @@ class _VOICE(ctypes.Structure):
 
 
 def _paths() -> tuple[str, str]:
-    """(library, data directory) shipped by espeakng-loader, checked."""
+    """(library, data directory) shipped by espeakng-loader, checked; the data directory by a short path."""
     try:
         import espeakng_loader
 
@@ -73,13 +77,46 @@ def _paths() -> tuple[str, str]:
         ) from e
     if not os.path.isfile(lib_path):
         raise EspeakError(f"the eSpeak NG library '{lib_path}' is missing. Fix: reinstall espeakng-loader.")
-    if len(data_path.encode()) >= _PATH_HOME_MAX - 40:  # leave room for the file names eSpeak appends
+    return lib_path, short_data_path(data_path)
+
+
+def _fits(path: str) -> bool:
+    return len(path.encode()) < _PATH_HOME_MAX - 40  # leave room for the file names eSpeak appends
+
+
+def short_data_path(data_path: str) -> str:
+    """``data_path``, or a short symbolic link to it when it is too long for eSpeak's buffer.
+
+    eSpeak NG keeps its data path in a 160-byte buffer and fails with a truncated one; inside a
+    virtualenv of a checkout at a long path (cluster home directories) the shipped data path is
+    longer than that. The link lives in a folder of this user's own in the temporary directory
+    (``$TMPDIR/speechrecipe-<uid>/``, mode 0700), is named by a hash of the target, is made once
+    (atomically: a concurrent job makes the same link) and is checked every time it is used.
+    """
+    if _fits(data_path):
+        return data_path
+    folder = Path(tempfile.gettempdir()) / f"speechrecipe-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
         raise EspeakError(
-            f"the eSpeak NG data path '{data_path}' is {len(data_path)} bytes long; the library keeps it in a "
-            f"{_PATH_HOME_MAX}-byte buffer and would fail with a truncated path. Fix: create the virtualenv at a "
-            "shorter path."
+            f"'{folder}' is not a private folder of this user (another user's, a link, or writable by others), so "
+            "the short link to eSpeak's data cannot be made safely there. Fix: remove it, or point TMPDIR at a "
+            "folder of your own with a short path."
         )
-    return lib_path, data_path
+    link = folder / f"espeak-ng-data-{hashlib.sha256(data_path.encode()).hexdigest()[:12]}"
+    if not (link.is_symlink() and os.readlink(link) == data_path):
+        staging = folder / f".{link.name}.{os.getpid()}"
+        staging.unlink(missing_ok=True)
+        os.symlink(data_path, staging)
+        os.replace(staging, link)
+    if not _fits(str(link)):
+        raise EspeakError(
+            f"the eSpeak NG data path '{data_path}' is {len(data_path)} bytes long and the temporary folder "
+            f"'{folder}' is too long for a short link to it (eSpeak keeps the path in a {_PATH_HOME_MAX}-byte "
+            "buffer). Fix: point TMPDIR at a folder with a short path, e.g. `export TMPDIR=/tmp`."
+        )
+    return str(link)
 
 
 class _Session:
