@@ -2,7 +2,11 @@
 #   snakemake --cores 8                                   # the default corpus (synth_digits)
 #   snakemake --cores 8 --configfile conf/fsdd.yaml       # another corpus
 # Each stage is one file under workflow/rules/ and runs one script of workflow/scripts/.
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
+
+from speechrecipe.config import ConfigError
+from speechrecipe.schema import check_config, load_schema
 
 min_version("9.0")
 
@@ -10,7 +14,12 @@ min_version("9.0")
 configfile: f"{workflow.basedir}/config.yaml"  # defaults; --configfile overrides
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+SCHEMA = "workflow/schemas/config.schema.yaml"  # every key, its default and what it means
+try:  # typed nested --config values, and a few lines per problem instead of the schema and config dumped
+    check_config(config, load_schema(f"{workflow.basedir}/{SCHEMA}"))
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
+validate(config, SCHEMA)  # fills in the defaults
 
 
 report: "workflow/report/workflow.rst"  # snakemake --report report.html: this text, the rule graph, exp/<tag>/plots/

@@ -7,6 +7,9 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from speechrecipe.config import ConfigError
+from speechrecipe.schema import check_config, load_schema
+
 from .lib import ROOT, deep_merge, quoted_everywhere, shell_commands, snakemake, write_config
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
@@ -46,8 +49,62 @@ def test_snakemake_stops_on_a_bad_config_before_anything_runs(tmp_path):
     result = snakemake(tmp_path, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "Error validating config file" in output and "['am']['model']['hidden']" in output
+    assert "am.model.hidden is 'big' (str); it must be of type integer (LSTM units per direction.)" in output
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".snakemake") == ["config.yaml"]
+
+
+def check(override: dict) -> str:
+    """check_config's message for the default config with ``override``."""
+    config = deep_merge(DEFAULTS, override)
+    with pytest.raises(ConfigError) as info:
+        check_config(config, load_schema(SCHEMA))
+    return str(info.value)
+
+
+def test_a_bad_key_is_reported_in_a_few_lines_with_its_path_and_the_closest_valid_key():
+    message = check({"epochs": 5})
+    assert "unknown config key 'epochs'" in message and "valid keys: am, corpus" in message
+    assert len(message.splitlines()) <= 5
+    message = check({"am": {"train": {"max_epoch": 8}}})
+    assert "unknown config key 'am.train.max_epoch': did you mean 'max_epochs'?" in message
+    assert "valid keys of am.train: average_best, batch_frames" in message and len(message.splitlines()) <= 5
+    message = check({"am": {"cmvn": "spekaer"}})
+    assert (
+        "am.cmvn is 'spekaer': allowed values are global, speaker, utterance, none; did you mean 'speaker'?" in message
+    )
+    message = check({"features": {"nj": 0}, "am": {"train": {"lr": "fast"}}})
+    assert "features.nj is 0: 0 is less than the minimum of 1" in message
+    assert "am.train.lr is 'fast' (str); it must be of type number" in message
+
+
+def test_nested_command_line_overrides_keep_their_types(tmp_path):
+    """Snakemake passes nested --config values as strings ('8'): they get the schema's types."""
+    write_config(tmp_path, {"tag": "typed"})
+    result = snakemake(
+        tmp_path,
+        "-n",
+        "--config",
+        'am={"train": {"max_epochs": 8, "lr": 0.01}, "use_gpu": "false"}',
+        'decode={"use_lm": "false", "beam_size": 4}',
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = deep_merge(
+        DEFAULTS,
+        {
+            "am": {
+                "train": {"max_epochs": "8", "lr": "0.01", "specaug": {"time_width": "0.1"}},
+                "max_frames": "null",
+                "use_gpu": "false",
+            },
+            "features": {"speed_perturb": ["0.9", "1.1"]},
+        },
+    )
+    check_config(config, load_schema(SCHEMA))
+    assert config["am"]["train"]["max_epochs"] == 8 and config["am"]["train"]["lr"] == 0.01
+    assert config["am"]["train"]["specaug"]["time_width"] == 0.1 and config["am"]["max_frames"] is None
+    assert config["am"]["use_gpu"] is False and config["features"]["speed_perturb"] == [0.9, 1.1]
+    assert config["tag"] == "synth_digits_blstm"  # strings stay strings
 
 
 # A value with a space and a quote: split by the shell unless it is quoted.
