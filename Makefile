@@ -20,7 +20,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
+# A Snakemake killed outright (kill -9, a closed terminal) leaves its lock; the first line removes it
+# when it is provably stale (speechrecipe/cli/lock.py says how), and says why when it leaves it.
 run: install
+	$(BIN)/python -m speechrecipe.cli.lock $(SNAKEMAKE_ARGS)
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
 	@echo; cat exp/$$($(BIN)/python -c "import yaml; print(yaml.safe_load(open('config.yaml'))['tag'])")/results.tsv
 

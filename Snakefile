@@ -5,6 +5,7 @@
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from speechrecipe.cli.hooks import error_message, on_start, success_message
 from speechrecipe.config import ConfigError
 from speechrecipe.schema import check_config, load_schema
 
@@ -56,12 +57,13 @@ rule all:
         rules.plots.output,
 
 
+onstart:
+    on_start()  # records who holds the lock, so that a killed run's lock is recognised as stale (cli.lock)
+
+
 onsuccess:
-    print(f"\nDone. Results: {EXP}/results.tsv and {EXP}/RESULTS.md")
+    print(success_message([f"{EXP}/results.tsv", f"{EXP}/RESULTS.md"], rules.results.input))
 
 
 onerror:
-    print(
-        "\nA job failed: its log is printed above (and lies under exp/). Fix the cause and run the same"
-        " command again; finished steps are kept and training resumes from its last epoch."
-    )
+    print(error_message(log))

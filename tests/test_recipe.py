@@ -69,7 +69,13 @@ def write_extra_test_set(folder: Path) -> Path:
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("recipe")
     TINY["test_sets"] = {"extra": str(write_extra_test_set(workdir / "my_kaldi_dir"))}
-    snakemake(workdir, TINY)
+    # A first run that stops early says where no results are (there are none yet) ...
+    partial = snakemake(workdir, TINY, args=("--until", "validate_data"))
+    assert "Done." in partial.stdout + partial.stderr and "Results:" not in partial.stdout + partial.stderr
+    assert not (workdir / "exp/tiny/results.tsv").exists()
+    # ... and the whole run, where they are.
+    done = snakemake(workdir, TINY)
+    assert "Done. Results: exp/tiny/results.tsv and exp/tiny/RESULTS.md" in done.stdout + done.stderr
     return workdir
 
 

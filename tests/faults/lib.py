@@ -147,13 +147,16 @@ def kill_job(proc: subprocess.Popen, script: str, timeout: float = 10) -> list[i
 
 
 def rerun(workdir: Path, *args: str) -> tuple[subprocess.CompletedProcess, bool]:
-    """Run the same command again. After Snakemake itself was SIGKILLed its lock is stale: then, as the
-    README says, ``snakemake --unlock`` first. Returns the run and whether the unlock was needed."""
+    """Run the same command again, as `make run` does: speechrecipe.cli.lock first (after Snakemake itself was
+    SIGKILLed its lock is stale, and that removes it). Returns the run and whether a stale lock was removed."""
+    recovery = subprocess.run(
+        [sys.executable, "-m", "speechrecipe.cli.lock", *snakemake_command(workdir, *args)[1:]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    locked = "Removing a stale Snakemake lock" in recovery.stderr
     again = snakemake(workdir, *args, check=False)
-    locked = again.returncode != 0 and "LockException" in again.stdout + again.stderr
-    if locked:
-        snakemake(workdir, "--unlock")
-        again = snakemake(workdir, *args, check=False)
     if again.returncode != 0:
         raise AssertionError(f"the re-run failed:\n{again.stdout[-3000:]}\n{again.stderr[-5000:]}")
     return again, locked
