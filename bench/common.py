@@ -33,7 +33,6 @@ TRAIN = {
     "batch_frames": 2000,
     "lr": 0.002,
     "warmup_steps": 100,
-    "patience": 0,
     "average_best": 3,
     "seed": 1,
     "specaug": {"freq_masks": 2, "freq_width": 5, "time_masks": 2, "time_width": 0.05},

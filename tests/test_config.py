@@ -92,14 +92,29 @@ def test_which_keys_identify_a_training_run():
     base = cfg.AMTrainConfig()
     same = {"model": {"hidden": 8}}
     # How long to train and how to finish: not the run's identity (raising max_epochs continues).
-    for key, value in (("max_epochs", 99), ("patience", 1), ("average_best", 9), ("select_by", "ter")):
+    not_identifying = (
+        ("max_epochs", 99),
+        ("min_steps", 5000),
+        ("patience_steps", 100),
+        ("average_best", 9),
+        ("select_by", "ter"),
+        ("check_every_steps", 50),
+        ("checkpoint_every_minutes", 1.0),
+    )
+    for key, value in not_identifying:
         assert cfg.run_hash(base.replace(**{key: value}), **same) == cfg.run_hash(base, **same), key
-    for key, value in (("lr", 0.5), ("batch_frames", 123), ("seed", 7), ("freeze_epochs", 2)):
+    for key, value in (
+        ("lr", 0.5),
+        ("batch_frames", 123),
+        ("seed", 7),
+        ("freeze_steps", 2),
+        ("min_batches_per_epoch", 9),
+    ):
         assert cfg.run_hash(base.replace(**{key: value}), **same) != cfg.run_hash(base, **same), key
     assert cfg.run_hash(base, model={"hidden": 9}) != cfg.run_hash(base, **same)
-    # freeze_epochs came later: at 0 it is neither in the identity nor in the rule's params.
-    assert "freeze_epochs" not in base.identity() and "freeze_epochs" not in base.params()
-    assert base.replace(freeze_epochs=1).params()["freeze_epochs"] == 1
+    # freeze_steps came later: at 0 it is neither in the identity nor in the rule's params.
+    assert "freeze_steps" not in base.identity() and "freeze_steps" not in base.params()
+    assert base.replace(freeze_steps=1).params()["freeze_steps"] == 1
     # The DAE's training config is the same kind of thing, with the DAE's defaults.
     assert set(cfg.DAETrainConfig().identity()) == set(base.identity()) - {"specaug"}
 

@@ -59,9 +59,9 @@ def noisy_features(fsdd_features):
 
 
 def pairs(base, name):
-    from speechrecipe.dataset import FeatureSet, parallel_set
+    from speechrecipe.dataset import FeatureSet, PairedSet
 
-    return parallel_set(
+    return PairedSet(
         FeatureSet(base / "fbank" / f"{name}_noisy", "speaker"), FeatureSet(base / "fbank" / name, "speaker")
     )
 
@@ -80,13 +80,13 @@ def test_dae_training_lowers_the_reconstruction_loss_and_resumes(tmp_path, noisy
     config = ModelConfig.from_dict({**AM, "input_dim": 40})
     torch.manual_seed(1)
     task = DAETask(DenoisingAutoencoder(config, layers=1), train_pairs, dev_pairs)
-    dev_batches = bucket_batches([len(p.noisy) for p in dev_pairs], 4000)
+    dev_batches = bucket_batches(list(dev_pairs.lengths), 4000)
     before = task.dev_metrics(task.dev_sums(task.model, dev_batches, torch.device("cpu")))["dev_loss"]
-    train_config = DAETrainConfig(max_epochs=2, batch_frames=1000, lr=0.005, warmup_steps=5, patience=0)
+    train_config = DAETrainConfig(max_epochs=2, batch_frames=1000, lr=0.005, warmup_steps=5)
     train(task, tmp_path, train_config, "h1", progress=False)
     history = (tmp_path / "history.tsv").read_text().splitlines()
-    assert history[0].split("\t") == ["epoch", "loss", "dev_loss", "lr", "seconds", "skipped_batches"]
-    dev_losses = [float(line.split("\t")[2]) for line in history[1:]]
+    assert history[0].split("\t") == ["epoch", "step", "loss", "dev_loss", "lr", "seconds", "skipped_batches"]
+    dev_losses = [float(line.split("\t")[3]) for line in history[1:]]
     assert len(dev_losses) == 2 and dev_losses[-1] < 0.9 * before
     epoch1 = (tmp_path / "epoch-1.pt").read_bytes()
 
@@ -99,12 +99,12 @@ def test_dae_training_lowers_the_reconstruction_loss_and_resumes(tmp_path, noisy
     assert checkpoint.load(tmp_path / "final.pt")["kind"] == "dae"
     # the enhancer gives clean-feature estimates at the input frame rate
     enhancer = load_dae(tmp_path / "final.pt")
-    feats = torch.from_numpy(dev_pairs[0].noisy).unsqueeze(0)
+    feats = torch.from_numpy(dev_pairs[0][1]).unsqueeze(0)
     assert enhancer.enhance(feats, torch.tensor([feats.shape[1]])).shape == feats.shape
 
 
 def test_the_acoustic_model_starts_from_the_dae_encoder(tmp_path, noisy_features):
-    """train_am.py --init <dae final.pt>: the DAE's layer is copied, and frozen during freeze_epochs."""
+    """train_am.py --init <dae final.pt>: the DAE's layer is copied, and frozen during freeze_steps."""
     from speechrecipe import checkpoint
 
     base = noisy_features
@@ -137,7 +137,7 @@ def test_the_acoustic_model_starts_from_the_dae_encoder(tmp_path, noisy_features
         "--model",
         json.dumps(AM),
         "--train",
-        '{"max_epochs": 1, "batch_frames": 4000, "warmup_steps": 5, "freeze_epochs": 1}',
+        '{"max_epochs": 1, "batch_frames": 4000, "warmup_steps": 5, "freeze_steps": 1000}',
         "--features",
         FBANK,
         "--cmvn",
@@ -146,7 +146,7 @@ def test_the_acoustic_model_starts_from_the_dae_encoder(tmp_path, noisy_features
         tmp_path / "dae/final.pt",
         "--no-progress",
     )
-    assert "from the DAE" in result.stderr and "frozen for the first 1 epoch" in result.stderr
+    assert "from the DAE" in result.stderr and "frozen for the first 1000 steps" in result.stderr
     am_state = checkpoint.load(tmp_path / "am/epoch-1.pt")["model"]
     encoder = [name for name in dae_state if name.startswith("encoder.")]
     assert encoder and all(name.startswith("encoder.layers.0.") for name in encoder)

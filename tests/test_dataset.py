@@ -1,8 +1,7 @@
 import numpy as np
-import torch
 
-from speechrecipe.augment import spec_augment
-from speechrecipe.batching import bucket_batches, epoch_order
+from speechrecipe.augment import keyed_rng, spec_augment
+from speechrecipe.batching import bucket_batches, epoch_order, training_batches
 from speechrecipe.dataset import FeatureSet
 from speechrecipe.tokens import Tokenizer
 
@@ -26,14 +25,25 @@ def test_epoch_order_depends_only_on_seed_and_epoch():
     assert epoch_order(batches, 1, 3) != epoch_order(batches, 1, 4)
 
 
-def test_spec_augment_masks_within_lengths_and_is_seeded():
-    feats = torch.ones(2, 100, 40)
-    lengths = torch.tensor([100, 50])
-    a = spec_augment(feats, lengths, torch.Generator().manual_seed(0), 2, 10, 2, 0.1)
-    b = spec_augment(feats, lengths, torch.Generator().manual_seed(0), 2, 10, 2, 0.1)
-    assert torch.equal(a, b)
+def test_spec_augment_masks_each_utterance_from_its_own_key():
+    feats = np.ones((100, 40), dtype=np.float32)
+    a = spec_augment(feats, keyed_rng(1, 3, "spk-utt1"), 2, 10, 2, 0.1)
+    assert np.array_equal(a, spec_augment(feats, keyed_rng(1, 3, "spk-utt1"), 2, 10, 2, 0.1))
     assert (a == 0).any() and (a == 1).any()
-    assert torch.equal(feats, torch.ones(2, 100, 40))  # the input is left alone
+    assert not np.array_equal(a, spec_augment(feats, keyed_rng(1, 4, "spk-utt1"), 2, 10, 2, 0.1))  # another epoch
+    assert np.array_equal(feats, np.ones((100, 40)))  # the input is left alone
+    zero_width = spec_augment(feats, keyed_rng(1, 3, "u"), 2, 10, 2, 0.0)
+    assert int((zero_width == 0).all(axis=1).sum()) <= 2  # time masks of at most 1 frame
+
+
+def test_training_batches_keep_enough_steps_for_a_small_corpus():
+    lengths = [100] * 26  # a tiny corpus: the frame budget alone makes two batches
+    assert len(bucket_batches(lengths, 2000, 128)) == 2
+    batches = training_batches(lengths, 2000, 128, min_batches=20)
+    assert len(batches) >= 20 and sorted(i for b in batches for i in b) == list(range(26))
+    assert len(training_batches(lengths * 100, 2000, 128, min_batches=20)) == len(
+        bucket_batches(lengths * 100, 2000, 128)
+    )
 
 
 def test_feature_set_normalizes_per_speaker(fsdd_features):
@@ -44,6 +54,20 @@ def test_feature_set_normalizes_per_speaker(fsdd_features):
     np.testing.assert_allclose(george.mean(axis=0), 0, atol=1e-3)
     np.testing.assert_allclose(george.std(axis=0), 1, atol=1e-2)
     assert all(u.tokens and tok.decode(u.tokens) == u.text for u in data.utterances)
+
+
+def test_a_feature_set_reads_on_demand_what_in_memory_holds(fsdd_features):
+    tok = Tokenizer(fsdd_features / "tokens/sp.model")
+    lazy = FeatureSet(fsdd_features / "fbank/train", "speaker", tok)
+    held = FeatureSet(fsdd_features / "fbank/train", "speaker", tok, in_memory=True)
+    assert (
+        lazy._cache is None and lazy.utts == held.utts and list(lazy.lengths) == [len(u.feats) for u in held.utterances]
+    )
+    for i in (0, 37, 99):
+        assert lazy[i].utt == held[i].utt and np.array_equal(lazy[i].feats, held[i].feats)
+        assert lazy[i].tokens == held[i].tokens == lazy.tokens(i)
+    lazy.extend(FeatureSet(fsdd_features / "fbank/dev", "speaker", tok))
+    assert len(lazy) == 120 and lazy[110].utt.startswith("nicolas") and lazy.tokens(110) == lazy[110].tokens
 
 
 def test_feature_set_drops_utterances_too_short_for_their_transcript(fsdd_features, caplog):

@@ -25,7 +25,6 @@ TRAIN = {
     "batch_frames": 1500,
     "lr": 0.003,
     "warmup_steps": 10,
-    "patience": 0,
     "average_best": 1,
     "seed": 3,
 }
@@ -107,7 +106,8 @@ def test_the_distributed_checkpoint_has_the_single_process_shapes_and_loads(runs
     model = CTCModel(ModelConfig.from_dict(final["model_config"]))
     model.load_state_dict(final["model"])
     epoch = checkpoint.load(base / "double" / "epoch-2.pt")
-    assert set(epoch) >= {"model", "optimizer", "step", "epoch", "history", "config_hash"}
+    assert set(epoch) >= {"model", "optimizer", "progress", "config_hash"}
+    assert {"step", "epoch", "position", "history"} <= set(epoch["progress"])
 
 
 def test_a_distributed_run_resumes_from_its_checkpoint(runs, fsdd_features):

@@ -204,7 +204,6 @@ def trained(fsdd_features, tmp_path_factory):
         "batch_frames": 1500,
         "lr": 0.005,
         "warmup_steps": 10,
-        "patience": 0,
         "average_best": 2,
         "seed": 3,
         "select_by": "ter",

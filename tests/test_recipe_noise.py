@@ -20,7 +20,7 @@ def noisy_run(tmp_path_factory):
     config = copy.deepcopy(TINY)
     config.pop("test_sets", None)  # test_recipe.py's fixture adds its own test set to TINY
     config["am"].update(init="dae", multi_condition=True)
-    config["am"]["train"]["freeze_epochs"] = 1
+    config["am"]["train"]["freeze_steps"] = 10
     config["dae"] = {"threads": 1, "train": {"max_epochs": 2, "batch_frames": 2000}}
     config["noise"] = {
         "noise_dirs": [str(NOISE_DIR)],
@@ -54,7 +54,7 @@ def test_the_dae_starts_the_multi_condition_acoustic_model(noisy_run):
     log = (exp / "am/log/train.log").read_text()
     assert "from the DAE exp/tiny/dae/final.pt" in log
     assert "adding 16 utterances of data/synth_digits/fbank/train_noisy" in log
-    assert "frozen for the first 1 epoch" in log
+    assert "frozen for the first 10 steps" in log
 
 
 def test_enhancement_reruns_only_decoding(noisy_run):

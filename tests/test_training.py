@@ -27,7 +27,6 @@ TRAIN = {
     "batch_frames": 1500,
     "lr": 0.003,
     "warmup_steps": 10,
-    "patience": 0,
     "average_best": 2,
     "seed": 3,
 }
@@ -67,12 +66,13 @@ def test_training_lowers_the_loss_on_real_audio(fsdd_features, tmp_path):
     history = final["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5]
     assert history[-1]["loss"] < 0.7 * history[0]["loss"]
-    assert (tmp_path / "history.tsv").read_text().splitlines()[0].split("\t")[:5] == [
+    assert (tmp_path / "history.tsv").read_text().splitlines()[0].split("\t")[:6] == [
         "epoch",
+        "step",
         "loss",
         "dev_loss",
         "dev_ter",
-        "lr",
+        "dev_empty",
     ]
     assert len(final["averaged_epochs"]) == 2
 

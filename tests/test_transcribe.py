@@ -34,7 +34,6 @@ TRAIN = {
     "batch_frames": 1000,
     "lr": 0.005,
     "warmup_steps": 20,
-    "patience": 0,
     "average_best": 1,
     "select_by": "ter",
     "seed": 3,

@@ -39,7 +39,7 @@ TINY = {
     "tokens": {"vocab_size": 20},
     "am": {
         "model": {"hidden": 64, "layers": 2},
-        "train": {"max_epochs": 10, "batch_frames": 400, "warmup_steps": 5, "patience": 0},
+        "train": {"max_epochs": 10, "batch_frames": 400, "warmup_steps": 5},
         "threads": 1,
     },
     "decode": {"beam_size": 2},

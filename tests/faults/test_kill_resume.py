@@ -129,7 +129,7 @@ TINY_DAE = deep_merge(
         "am": {"init": "dae"},
         "noise": {"generated_seconds": 5},
         # ~0.04 s per epoch at 400 frames per batch: 30 epochs of smaller batches leave a window of seconds.
-        "dae": {"threads": 1, "train": {"max_epochs": 30, "batch_frames": 200, "warmup_steps": 5, "patience": 0}},
+        "dae": {"threads": 1, "train": {"max_epochs": 30, "batch_frames": 200, "warmup_steps": 5}},
     },
 )
 

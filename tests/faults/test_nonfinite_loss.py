@@ -22,7 +22,6 @@ TRAIN = {
     "batch_frames": 3000,
     "lr": 0.003,
     "warmup_steps": 5,
-    "patience": 0,
     "average_best": 1,
     "seed": 5,
     "specaug": {"freq_masks": 0, "time_masks": 0},
@@ -33,7 +32,7 @@ TRAIN = {
 def poisoned(fsdd_features):
     """(train set with two utterances of NaN/inf features, dev set, tokenizer, their ids)."""
     tok = Tokenizer(fsdd_features / "tokens/sp.model")
-    train_set = FeatureSet(fsdd_features / "fbank/train", "utterance", tok)
+    train_set = FeatureSet(fsdd_features / "fbank/train", "utterance", tok, in_memory=True)  # poisoned below
     dev_set = FeatureSet(fsdd_features / "fbank/dev", "utterance", tok)
     # Not the first of their (length-sorted) batches, so a message naming batches by their first
     # utterances would miss them.
@@ -56,7 +55,7 @@ def train_poisoned(poisoned, exp_dir, max_bad_batches: int) -> dict:
     train_set, dev_set, tok, _ = poisoned
     config = AMTrainConfig.from_dict({**TRAIN, "max_bad_batches": max_bad_batches})
     return train(
-        CTCTask(model_for(tok), train_set, dev_set), exp_dir, config, "hash", torch.device("cpu"), progress=False
+        CTCTask(model_for(tok), train_set, dev_set), exp_dir, config, "hash", device=torch.device("cpu"), progress=False
     )
 
 

@@ -24,6 +24,9 @@ rule train_am:
         **training_resources(
             RECIPE.am.mem_mb, RECIPE.am.runtime, RECIPE.am.use_gpu, RECIPE.am.num_gpus, RECIPE.am.num_nodes
         ),
+        # how the data is read: resources, not params, since they do not change what is trained
+        loader_workers=RECIPE.am.loader_workers,
+        in_memory=int(RECIPE.am.in_memory),
     params:
         train_dir=input_dir("train"),
         dev_dir=input_dir("dev"),
@@ -43,4 +46,5 @@ rule train_am:
         " --model {params.model:q} --train {params.train:q} --features {params.features:q} --cmvn {params.cmvn}"
         " --init {params.init:q} --extra-train {params.extra} --max-frames {params.max_frames}"
         " --threads {threads} --use-gpu {params.use_gpu} --num-gpus {params.num_gpus}"
-        " --num-nodes {params.num_nodes} > {log} 2>&1"
+        " --num-nodes {params.num_nodes} --loader-workers {resources.loader_workers}"
+        " --in-memory {resources.in_memory} > {log} 2>&1"

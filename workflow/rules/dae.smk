@@ -18,8 +18,10 @@ rule train_dae:
         f"{EXP}/dae/log/train.benchmark.tsv"
     threads: RECIPE.dae.threads
     resources:
-        # one process: the DAE trains on one GPU (or the CPU)
         **training_resources(RECIPE.dae.mem_mb, RECIPE.dae.runtime, RECIPE.dae.use_gpu),
+        loader_workers=RECIPE.dae.loader_workers,  # how the data is read: not params, it changes nothing trained
+        in_memory=int(RECIPE.dae.in_memory),
+        # one process: the DAE trains on one GPU (or the CPU)
     params:
         dirs=lambda w, input: quoted(os.path.dirname(input[n]) for n in ("noisy", "clean", "dev_noisy", "dev_clean")),
         exp_dir=output_dir("model"),
@@ -32,4 +34,5 @@ rule train_dae:
     shell:
         "run_step train_dae {params.dirs} {params.exp_dir:q} --model {params.model:q} --layers {params.layers}"
         " --train {params.train:q} --features {params.features:q} --cmvn {params.cmvn} --threads {threads}"
-        " --use-gpu {params.use_gpu} > {log} 2>&1"
+        " --use-gpu {params.use_gpu} --loader-workers {resources.loader_workers}"
+        " --in-memory {resources.in_memory} > {log} 2>&1"

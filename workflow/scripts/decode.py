@@ -96,10 +96,11 @@ def main() -> None:
         )
     hyps = {}
     started = time.time()
-    for batch in tqdm(
-        bucket_batches([len(u.feats) for u in data.utterances], args.batch_frames), desc="decode", mininterval=5
-    ):
-        utts = [data.utterances[i] for i in batch]
+    for batch in tqdm(bucket_batches(list(data.lengths), args.batch_frames), desc="decode", mininterval=5):
+        try:
+            utts = data.load(batch)
+        except ArchiveError as e:  # damaged inside (check_archives found its end intact)
+            fail_on_damaged_features(e)
         feats, lengths, _, _ = collate(utts)
         if enhancer is not None:
             with torch.no_grad():

@@ -21,12 +21,12 @@ import numpy as np
 from tqdm import tqdm
 
 from speechrecipe.archive import matrix_writer
-from speechrecipe.audio import AudioError, FormatReport
-from speechrecipe.augment import perturbed_id
+from speechrecipe.audio import AudioError, FormatReport, read_audio
+from speechrecipe.augment import perturbed_id, speed_perturb
 from speechrecipe.cli import fail, section, setup_logging
 from speechrecipe.config import FeatureConfig
 from speechrecipe.datadir import DataDir
-from speechrecipe.features import compute_entry
+from speechrecipe.features import compute_many
 from speechrecipe.fileio import remove_stale_temporaries
 
 log = logging.getLogger("make_features")
@@ -37,15 +37,19 @@ def job_slice(utterances: list, job: int, nj: int) -> list:
     return utterances[(job - 1) * n // nj : job * n // nj]
 
 
-def features_of(data: DataDir, data_dir: str, utt: str, config: FeatureConfig, factor: float, report) -> np.ndarray:
-    """One utterance's features at one speed; a readable error naming the utterance when the audio is bad."""
-    segment = data.segments.get(utt)
-    entry = data.wav_scp[segment[0] if segment else utt]
+# Utterances whose features are computed in one pass (speechrecipe.features.Extractor): short
+# utterances gain most; a group of long recordings is bounded by their audio, read once anyway.
+GROUP = 64
+
+
+def audio_of(data: DataDir, data_dir: str, utt: str, factor: float, report) -> tuple[np.ndarray, int]:
+    """One utterance's samples at one speed; a readable error naming the utterance when the audio is bad."""
+    entry, start, end = data.entry(utt)
     try:
-        feats = compute_entry(entry, config, factor, segment, report=report, name=utt)
+        samples, rate = read_audio(entry, start, end, report=report, name=utt)
     except AudioError as e:
         fail(f"{data_dir}/wav.scp: utterance '{utt}': {e}. Fix the entry or remove the utterance, then re-run.")
-    if not np.isfinite(feats).all():
+    if not np.isfinite(samples).all():
         # NaN or inf samples (a corrupt float WAV) would poison the CMVN statistics of
         # the whole speaker, and every training batch the utterance lands in.
         fail(
@@ -53,7 +57,7 @@ def features_of(data: DataDir, data_dir: str, utt: str, config: FeatureConfig, f
             "infinite samples. Fix: re-encode or replace the recording, or remove the utterance from the data "
             "directory."
         )
-    return feats
+    return speed_perturb(samples, rate, factor), rate
 
 
 def main() -> None:
@@ -93,17 +97,18 @@ def main() -> None:
     frames, written, empty = 0, 0, []
     report = FormatReport(config.sample_rate)
     with matrix_writer(ark, scp) as writer:
-        for utt in tqdm(utterances, desc=f"features job {args.job}", mininterval=5):
+        for first in tqdm(range(0, len(utterances), GROUP), desc=f"features job {args.job}", mininterval=5):
             for factor in args.speed_perturb:
-                # Each recording is counted once, not once per speed factor.
-                feats = features_of(
-                    data, args.data_dir, utt, config, factor, report if factor == args.speed_perturb[0] else None
-                )
-                if len(feats) == 0:
-                    empty.append(perturbed_id(utt, factor))
-                writer(perturbed_id(utt, factor), feats)
-                frames += len(feats)
-                written += 1
+                group = utterances[first : first + GROUP]
+                # Each recording is counted once in the report, not once per speed factor.
+                counted = report if factor == args.speed_perturb[0] else None
+                audio = [audio_of(data, args.data_dir, utt, factor, counted) for utt in group]
+                for utt, feats in zip(group, compute_many(audio, config), strict=True):
+                    if len(feats) == 0:
+                        empty.append(perturbed_id(utt, factor))
+                    writer(perturbed_id(utt, factor), feats)
+                    frames += len(feats)
+                    written += 1
     for line in report.lines():
         log.info("%s", line)
     if empty:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
+from speechrecipe.archive import ArchiveError
 from speechrecipe.batching import bucket_batches
-from speechrecipe.cli import section, setup_logging
+from speechrecipe.cli import fail_on_damaged_features, section, setup_logging
 from speechrecipe.config import DecodeConfig
 from speechrecipe.dataset import FeatureSet, collate
 from speechrecipe.decoding import BeamSearch
@@ -50,12 +51,15 @@ def main() -> None:
     setup_logging()
     torch.set_num_threads(args.threads)
     recognizer = Recognizer.load(args.model)
-    data = FeatureSet(args.feat_dir, recognizer.cmvn_mode, None, recognizer.global_mean_std)
     batches = []  # (utterance ids, log-probs, output lengths): the network runs once for all weights
-    for batch in bucket_batches([len(u.feats) for u in data.utterances], args.batch_frames):
-        utts = [data.utterances[i] for i in batch]
-        feats, lengths, _, _ = collate(utts)
-        batches.append(([u.utt for u in utts], *recognizer.log_probs(feats, lengths)))
+    try:
+        data = FeatureSet(args.feat_dir, recognizer.cmvn_mode, None, recognizer.global_mean_std)
+        for batch in bucket_batches(list(data.lengths), args.batch_frames):
+            utts = data.load(batch)
+            feats, lengths, _, _ = collate(utts)
+            batches.append(([u.utt for u in utts], *recognizer.log_probs(feats, lengths)))
+    except ArchiveError as e:
+        fail_on_damaged_features(e)
     refs = read_table(args.ref)
     lm = ArpaModel(args.lm)
 

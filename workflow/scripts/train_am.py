@@ -90,6 +90,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--log-every", type=int, default=0, metavar="STEPS", help="log the loss every STEPS steps (0: per epoch only)"
     )
+    parser.add_argument(
+        "--in-memory",
+        type=int,
+        choices=[0, 1],
+        nargs="?",
+        const=1,
+        default=int(DEFAULTS.in_memory),
+        help="1 (or the flag alone): read every feature matrix once into memory (the same results; small corpora)",
+    )
+    parser.add_argument(
+        "--loader-workers",
+        type=int,
+        default=DEFAULTS.loader_workers,
+        help="processes that read and prepare batches ahead of training (0: this one)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     if args.num_gpus < 1 or args.num_nodes < 1:
@@ -99,7 +114,11 @@ def parse_args() -> argparse.Namespace:
 
 def load_sets(args, tokenizer, mean_std, model) -> tuple[FeatureSet, FeatureSet]:
     """The training set (plus --extra-train) and the dev set, normalized, with token targets."""
-    limits = {"min_frames": model.min_input_frames(), "subsampling_factor": model.subsampling_factor}
+    limits = {
+        "min_frames": model.min_input_frames(),
+        "subsampling_factor": model.subsampling_factor,
+        "in_memory": args.in_memory,
+    }
     train_set = FeatureSet(args.train_dir, args.cmvn, tokenizer, mean_std, max_frames=args.max_frames or None, **limits)
     for extra in args.extra_train:
         extra_set = FeatureSet(extra, args.cmvn, tokenizer, mean_std, max_frames=args.max_frames or None, **limits)
@@ -109,7 +128,7 @@ def load_sets(args, tokenizer, mean_std, model) -> tuple[FeatureSet, FeatureSet]
                 "data must be extracted with the same feature config"
             )
         log.info("adding %d utterances of %s to the training set", len(extra_set), extra)
-        train_set.utterances += extra_set.utterances
+        train_set.extend(extra_set)
     return train_set, FeatureSet(args.dev_dir, args.cmvn, tokenizer, mean_std, **limits)
 
 
@@ -166,7 +185,7 @@ def main() -> None:
         device = distributed.join(device)
     log.info("device: %s", device)
     train(
-        CTCTask(model, train_set, dev_set, config.specaug),
+        CTCTask(model, train_set, dev_set, config.specaug, config.seed),
         args.exp_dir,
         config,
         run,
@@ -176,7 +195,8 @@ def main() -> None:
         log_every=args.log_every,
         select_by=config.select_by,
         frozen=frozen,
-        freeze_epochs=config.freeze_epochs,
+        freeze_steps=config.freeze_steps,
+        loader_workers=args.loader_workers,
     )
     distributed.leave()
 

@@ -23,7 +23,7 @@ from speechrecipe.cli import add_section, fail, fail_on_damaged_features, setup_
 from speechrecipe.cmvn import global_stats, stats_to_mean_std
 from speechrecipe.config import CMVN_MODES, AMConfig, DAEConfig, DAETrainConfig, FeatureConfig, ModelConfig, run_hash
 from speechrecipe.dae_task import DAETask
-from speechrecipe.dataset import FeatureSet, parallel_set
+from speechrecipe.dataset import FeatureSet, PairedSet
 from speechrecipe.model.dae import DenoisingAutoencoder
 from speechrecipe.trainer import train
 
@@ -48,6 +48,21 @@ def main() -> None:
     parser.add_argument("--cmvn", default=AMConfig().cmvn, choices=CMVN_MODES)
     parser.add_argument("--threads", type=int, default=DEFAULTS.threads)
     parser.add_argument("--use-gpu", default=str(DEFAULTS.use_gpu), choices=["auto", "true", "false"])
+    parser.add_argument(
+        "--in-memory",
+        type=int,
+        choices=[0, 1],
+        nargs="?",
+        const=1,
+        default=int(DEFAULTS.in_memory),
+        help="1 (or the flag alone): read every feature matrix once into memory (the same results; small corpora)",
+    )
+    parser.add_argument(
+        "--loader-workers",
+        type=int,
+        default=DEFAULTS.loader_workers,
+        help="processes that read and prepare batches ahead of training (0: this one)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     setup_logging()
@@ -62,10 +77,10 @@ def main() -> None:
         fail(f"dae.layers: {e}")
     try:
         sets = [
-            FeatureSet(d, args.cmvn, None, mean_std, model.min_input_frames())
+            FeatureSet(d, args.cmvn, None, mean_std, model.min_input_frames(), in_memory=args.in_memory)
             for d in (args.noisy_train_dir, args.clean_train_dir, args.noisy_dev_dir, args.clean_dev_dir)
         ]
-        train_pairs, dev_pairs = parallel_set(sets[0], sets[1]), parallel_set(sets[2], sets[3])
+        train_pairs, dev_pairs = PairedSet(sets[0], sets[1]), PairedSet(sets[2], sets[3])
     except ArchiveError as e:
         fail_on_damaged_features(e)
     features = args.features.to_dict()
@@ -79,8 +94,16 @@ def main() -> None:
     extra = {"cmvn": {"mode": args.cmvn, "global_stats": torch.from_numpy(stats)}, "feature_config": features}
     device = distributed.pick_device(args.use_gpu)
     log.info("device: %s", device)
+    task = DAETask(model, train_pairs, dev_pairs)
     train(
-        DAETask(model, train_pairs, dev_pairs), args.exp_dir, config, run, extra, device, progress=not args.no_progress
+        task,
+        args.exp_dir,
+        config,
+        run,
+        extra,
+        device,
+        progress=not args.no_progress,
+        loader_workers=args.loader_workers,
     )
 
 

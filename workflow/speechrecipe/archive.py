@@ -10,6 +10,7 @@ is the caller's decision.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,29 +47,53 @@ def archive_of(entry: str) -> Path:
     return Path(entry.rpartition(":")[0])
 
 
+_OPEN: dict[int, dict[str, object]] = {}  # process id -> archive path -> open file
+
+
+def _open_archives() -> dict[str, object]:
+    """This process's open archives. Kept per process: a file opened before a fork shares its position
+    with the child, and two processes seeking in one descriptor would read each other's matrices."""
+    return _OPEN.setdefault(os.getpid(), {})
+
+
 def load_matrix(entry: str) -> np.ndarray:
     """One matrix of an archive, by its scp value; :class:`ArchiveError` when the archive is damaged.
 
     kaldiio reads a truncated file into a short buffer and fails with whatever numpy or struct
     says (or, for a cut exactly between matrices, only at the offset past the end): both are
-    turned into one error that names the archive.
+    turned into one error that names the archive. Archives stay open (per process) between calls:
+    a training job reads every matrix of its archives once per epoch.
     """
     import kaldiio
 
     path, _, offset = entry.rpartition(":")
     if not Path(path).is_file():
         raise ArchiveError(f"{path} does not exist", Path(path))
-    if not offset.isdigit() or int(offset) >= Path(path).stat().st_size:
-        raise ArchiveError(
-            f"{path}: offset {offset} is past its end ({Path(path).stat().st_size} bytes): truncated", Path(path)
-        )
+    size = Path(path).stat().st_size
+    if not offset.isdigit() or int(offset) >= size:
+        raise ArchiveError(f"{path}: offset {offset} is past its end ({size} bytes): truncated", Path(path))
     try:
-        return np.asarray(kaldiio.load_mat(entry))
+        return np.asarray(kaldiio.load_mat(entry, fd_dict=_open_archives()))
     except Exception as e:  # kaldiio raises many types for a damaged archive
         raise ArchiveError(
             f"{path}: cannot read the matrix at offset {offset} ({type(e).__name__}: {e}): truncated or corrupt",
             Path(path),
         ) from e
+
+
+def check_archives(entries) -> None:
+    """Raise :class:`ArchiveError` for an archive cut short: the last matrix of each archive that ``entries``
+    (scp values) point into is read. One read per archive: a truncated archive (a full disk, a copy cut
+    short) is found before a long job starts rather than when it reaches the missing matrices."""
+    last: dict[str, tuple[int, str]] = {}
+    for entry in entries:
+        path, _, offset = entry.rpartition(":")
+        if offset.isdigit() and int(offset) >= last.get(path, (-1, ""))[0]:
+            last[path] = (int(offset), entry)
+        elif not offset.isdigit():
+            raise ArchiveError(f"'{entry}' is not an archive path and offset (path.ark:offset)", Path(path))
+    for _, entry in last.values():
+        load_matrix(entry)
 
 
 def read_matrices(scp: str | Path) -> Iterator[tuple[str, np.ndarray]]:

@@ -8,8 +8,9 @@ Noise is :mod:`speechrecipe.noise`.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
-import torch
 
 from .audio import resample
 
@@ -31,30 +32,37 @@ def speed_perturb(samples: np.ndarray, rate: int, factor: float) -> np.ndarray:
     return resample(samples, rate, stretched_rate)
 
 
+def keyed_rng(*key) -> np.random.Generator:
+    """A random generator that depends on ``key`` alone (e.g. seed, epoch, utterance id), whoever asks and when."""
+    return np.random.default_rng(
+        [int(k) if isinstance(k, int | np.integer) else zlib.crc32(str(k).encode()) for k in key]
+    )
+
+
 def spec_augment(
-    feats: torch.Tensor,
-    lengths: torch.Tensor,
-    generator: torch.Generator,
+    feats: np.ndarray,
+    rng: np.random.Generator,
     freq_masks: int = 2,
     freq_width: int = 15,
     time_masks: int = 2,
     time_width: float = 0.05,
-) -> torch.Tensor:
-    """SpecAugment (Park et al. 2019) without time warping: zero random bands of frequency and time.
+) -> np.ndarray:
+    """SpecAugment (Park et al. 2019) without time warping on one utterance (frames, dim): zero random
+    bands of frequency and time, drawn from ``rng``.
 
-    Time masks are at most ``time_width`` of each utterance long. Masked values
-    are set to 0, the mean of normalized features.
+    Time masks are at most ``time_width`` of the utterance long. Masked values are set to 0, the
+    mean of normalized features. Drawn per utterance (from a generator of its own, see
+    :func:`keyed_rng`), so an utterance gets the same masks whichever batch, process or rank
+    it lands in.
     """
-    feats = feats.clone()
-    batch, _, dim = feats.shape
-    for b in range(batch):
-        n = int(lengths[b])
-        for _ in range(freq_masks):
-            width = int(torch.randint(0, freq_width + 1, (1,), generator=generator))
-            start = int(torch.randint(0, max(1, dim - width), (1,), generator=generator))
-            feats[b, :, start : start + width] = 0.0
-        for _ in range(time_masks):
-            width = int(torch.randint(0, max(1, int(time_width * n)) + 1, (1,), generator=generator))
-            start = int(torch.randint(0, max(1, n - width), (1,), generator=generator))
-            feats[b, start : start + width, :] = 0.0
+    feats = feats.copy()
+    frames, dim = feats.shape
+    for _ in range(freq_masks):
+        width = int(rng.integers(0, freq_width + 1))
+        start = int(rng.integers(0, max(1, dim - width)))
+        feats[:, start : start + width] = 0.0
+    for _ in range(time_masks):
+        width = int(rng.integers(0, max(1, int(time_width * frames)) + 1))
+        start = int(rng.integers(0, max(1, frames - width)))
+        feats[start : start + width, :] = 0.0
     return feats

@@ -48,3 +48,14 @@ def shard_batch(batch: list[int], rank: int, world_size: int) -> list[int]:
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is not in a world of {world_size}")
     return batch[rank::world_size]
+
+
+def training_batches(lengths, max_frames: int, max_batch: int, min_batches: int = 1) -> list[list[int]]:
+    """Length buckets for training, with at least ``min_batches`` batches when there are that many utterances.
+
+    On a small corpus the frame budget alone would make an epoch of one or two batches, and so a
+    handful of optimizer steps per epoch; capping the utterances per batch keeps the step count of
+    an epoch at ``min_batches`` or more, however small the corpus.
+    """
+    per_batch = min(max_batch, max(1, len(lengths) // max(min_batches, 1)))
+    return bucket_batches(list(lengths), max_frames, per_batch)

@@ -1,4 +1,10 @@
-"""Training checkpoints (``epoch-N.pt``): atomic save, safe load, resume point, averaging.
+"""Training checkpoints: atomic save, safe load, resume point, averaging.
+
+Two kinds, both complete resume points (model, optimizer, step, position in the epoch,
+history): ``epoch-N.pt``, written at each dev check (at the end of epoch N), which
+``final.pt`` averages; and ``step-S.pt``, written every so many steps or minutes
+inside an epoch (the newest alone is kept), so that a job killed at any point loses
+minutes, not an epoch.
 
 Checkpoints hold tensors, numbers, strings and lists only, and are always
 loaded with ``weights_only=True``: a checkpoint is data, and a crafted pickle
@@ -19,6 +25,7 @@ from .fileio import atomic_path
 log = logging.getLogger(__name__)
 
 EPOCH_FILE = re.compile(r"^epoch-(\d+)\.pt$")
+STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
 
 
 class CheckpointError(RuntimeError):
@@ -41,28 +48,52 @@ def load(path: str | Path, map_location="cpu") -> dict:
 
 def epoch_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
     """(epoch, path) of every ``epoch-N.pt`` in ``directory``, oldest first."""
+    return _numbered(directory, EPOCH_FILE)
+
+
+def step_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
+    """(step, path) of every ``step-S.pt`` in ``directory``, oldest first."""
+    return _numbered(directory, STEP_FILE)
+
+
+def _numbered(directory, pattern) -> list[tuple[int, Path]]:
     found = []
-    for p in Path(directory).glob("epoch-*.pt"):
-        m = EPOCH_FILE.match(p.name)
+    for p in Path(directory).glob("*.pt"):
+        m = pattern.match(p.name)
         if m:
             found.append((int(m.group(1)), p))
     return sorted(found)
 
 
+def resume_candidates(directory: str | Path) -> list[Path]:
+    """Checkpoints to resume from, newest first: step files (newer than every epoch file, see
+    :func:`drop_step_checkpoints`), then epoch files."""
+    return [p for _, p in reversed(step_checkpoints(directory))] + [
+        p for _, p in reversed(epoch_checkpoints(directory))
+    ]
+
+
+def drop_step_checkpoints(directory: str | Path, up_to: int) -> None:
+    """Delete the step checkpoints of steps up to ``up_to`` (a newer checkpoint holds all they did)."""
+    for step, path in step_checkpoints(directory):
+        if step <= up_to:
+            path.unlink(missing_ok=True)
+
+
 def latest_resumable(directory: str | Path, expected_hash: str) -> dict | None:
-    """The newest epoch checkpoint that loads and was made with the same training config.
+    """The newest checkpoint that loads and was made for the same training run (``config_hash``).
 
     A truncated file (a job killed while the file system was syncing, say) is
-    skipped with a warning, and the epoch before it is used instead.
-    Checkpoints of another config are moved aside (never deleted) so that a
+    skipped with a warning, and the one before it is used instead.
+    Checkpoints of another run are moved aside (never deleted) so that a
     changed model starts cleanly without losing the user's earlier run.
     """
     directory = Path(directory)
     # Temporary files of a save that was killed half-way (fileio.atomic_path): never a checkpoint.
-    for leftover in directory.glob(".epoch-*.pt.*.tmp"):
+    for leftover in [*directory.glob(".epoch-*.pt.*.tmp"), *directory.glob(".step-*.pt.*.tmp")]:
         log.warning("removing %s, left by an interrupted save", leftover.name)
         leftover.unlink(missing_ok=True)
-    for epoch, path in reversed(epoch_checkpoints(directory)):
+    for path in resume_candidates(directory):
         try:
             ckpt = load(path)
         except CheckpointError as e:
@@ -71,7 +102,7 @@ def latest_resumable(directory: str | Path, expected_hash: str) -> dict | None:
         if ckpt.get("config_hash") != expected_hash:
             aside = directory / f"previous-{ckpt.get('config_hash', 'unknown')}"
             aside.mkdir(exist_ok=True)
-            for _, old in epoch_checkpoints(directory):
+            for old in resume_candidates(directory):
                 old.rename(aside / old.name)
             log.warning(
                 "training config changed since %s was written: earlier checkpoints moved to %s; starting from scratch",
@@ -79,6 +110,7 @@ def latest_resumable(directory: str | Path, expected_hash: str) -> dict | None:
                 aside,
             )
             return None
+        ckpt["path"] = str(path)
         return ckpt
     return None
 

@@ -152,33 +152,47 @@ class SpecAugmentConfig(Section):
 
 @dataclass(frozen=True)
 class TrainConfig(Section):
-    """How a model is trained (the acoustic model's defaults; :class:`DAETrainConfig` has the DAE's)."""
+    """How a model is trained (the acoustic model's defaults; :class:`DAETrainConfig` has the DAE's).
 
-    max_epochs: int = 30
+    The schedule is counted in optimizer steps, not epochs, so that it means the same on a corpus of
+    two batches and on one of ten thousand: warm-up, the dev checks, early stopping and the
+    minimum length of a run are all in steps.
+    """
+
+    max_epochs: int = 30  # upper bound, unless min_steps needs more
+    min_steps: int = 0  # a run lasts at least this many steps (a small corpus gets more epochs)
     batch_frames: int = 20000  # padded input frames per batch
     max_batch: int = 128
+    min_batches_per_epoch: int = 1  # smaller batches for a small corpus, so an epoch still holds this many steps
     lr: float = 1e-3
     warmup_steps: int = 200
     weight_decay: float = 1e-2
     grad_clip: float = 5.0
-    patience: int = 5
+    check_every_steps: int = 0  # dev checks at the end of an epoch, at least this many steps apart (0: every epoch)
+    patience_steps: int = 0  # stop when the best check is this many steps behind (0: never)
     average_best: int = 3
     max_bad_batches: int = 10  # non-finite losses tolerated per epoch before training stops
+    checkpoint_every_steps: int = 0  # a resume point inside an epoch every so many steps (0: by time only)
+    checkpoint_every_minutes: float = 30.0  # ... and every so many minutes (0: never inside an epoch)
     seed: int = 1  # the recipe's top-level seed, passed in by the rule
 
-    # What identifies a training run is every key but these: they only say how long to train
-    # or how to finish, so changing them continues from the existing checkpoints instead of
+    # What identifies a training run is every key but these: they only say how long to train, how
+    # to finish or when to save, so changing them continues from the existing checkpoints instead of
     # starting over (ESPnet #5601).
     NOT_IDENTIFYING: ClassVar[tuple[str, ...]] = (
         "max_epochs",
-        "patience",
+        "min_steps",
+        "check_every_steps",
+        "patience_steps",
         "average_best",
         "max_bad_batches",
+        "checkpoint_every_steps",
+        "checkpoint_every_minutes",
         "select_by",
     )
     # Keys added after checkpoints already existed: left out of the identity (and of the rule's
     # params) at these values, so that those checkpoints stay resumable and those runs are not redone.
-    IDENTIFYING_UNLESS: ClassVar[dict[str, Any]] = {"freeze_epochs": 0}
+    IDENTIFYING_UNLESS: ClassVar[dict[str, Any]] = {"freeze_steps": 0}
 
     def identity(self) -> dict:
         """What identifies the training run (resume continues only a run of the same identity)."""
@@ -197,13 +211,13 @@ class TrainConfig(Section):
 class AMTrainConfig(TrainConfig):
     """Section ``am.train``: the common training keys plus what only the acoustic model has."""
 
-    # What picks the best epochs for early stopping and averaging: the dev CTC loss, or the dev
+    # What picks the best checks for early stopping and averaging: the dev CTC loss, or the dev
     # greedy token error rate (ties broken by dev loss). On unseen speakers the dev loss of a CTC
     # model often rises (over-confident wrong frames) while its error rate still falls.
     select_by: str = "loss"
-    # Epochs during which the weights copied by am.init are not updated, so that the randomly
+    # Steps during which the weights copied by am.init are not updated, so that the randomly
     # initialized layers above them settle first.
-    freeze_epochs: int = 0
+    freeze_steps: int = 0
     specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
 
@@ -214,7 +228,6 @@ class DAETrainConfig(TrainConfig):
     max_epochs: int = 10
     batch_frames: int = 4000
     warmup_steps: int = 100
-    patience: int = 3
     average_best: int = 2
 
 
@@ -245,6 +258,8 @@ class AMConfig(Section):
     num_nodes: int = 1
     mem_mb: int = 6000
     runtime: int = 1440
+    in_memory: bool = False
+    loader_workers: int = 1
     model: ModelConfig = field(default_factory=ModelConfig)
     train: AMTrainConfig = field(default_factory=AMTrainConfig)
 
@@ -256,6 +271,8 @@ class DAEConfig(Section):
     use_gpu: bool | str = "auto"
     mem_mb: int = 6000
     runtime: int = 720
+    in_memory: bool = False
+    loader_workers: int = 1
     train: DAETrainConfig = field(default_factory=DAETrainConfig)
 
 

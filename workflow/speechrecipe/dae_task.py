@@ -1,9 +1,9 @@
 """The denoising autoencoder as a task of the training loop (:mod:`speechrecipe.trainer`).
 
-A batch is (noisy, clean) feature pairs of the same utterances (:func:`speechrecipe.dataset.parallel_set`);
-the loss is the squared error between the DAE's prediction and the clean frames, summed over
-the real (unpadded) output frames and normalized by the number of values it covers; the dev
-set is measured by the same mean squared error.
+A batch is (noisy, clean) feature pairs of the same utterances (:class:`speechrecipe.dataset.PairedSet`),
+read by the loader's workers; the loss is the squared error between the DAE's prediction and the clean
+frames, summed over the real (unpadded) output frames and normalized by the number of values it covers;
+the dev set is measured by the same mean squared error.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 import torch
 
 from .batching import shard_batch
-from .dataset import ParallelUtterance, collate_pairs
+from .dataset import PairedSet, collate_pairs
 from .model.dae import DenoisingAutoencoder
 from .trainer import Batch
 
@@ -36,6 +36,22 @@ def reconstruction_loss(model: DenoisingAutoencoder, noisy, clean, lengths) -> t
     return reconstruction_error(model, predicted, out_lengths, clean)
 
 
+class DAEBatches:
+    """Training batches of (noisy, clean) pairs (runs in the loader's workers: picklable, no model)."""
+
+    def __init__(self, pairs: PairedSet, factor: int, frame_values: int):
+        self.pairs, self.factor, self.frame_values = pairs, factor, frame_values
+
+    def make(self, indices: list[int], epoch: int, rank: int, world: int) -> Batch:
+        """This rank's pairs of the global batch (every W-th from rank r; one with weight 0 when there are
+        fewer pairs than ranks); the normalizer is the values the whole batch's loss covers."""
+        mine = shard_batch(list(range(len(indices))), rank, world)
+        lengths = [int(self.pairs.lengths[i]) for i in indices]
+        count = sum(math.ceil(n / self.factor) for n in lengths) * self.frame_values
+        pairs = [self.pairs[indices[i]] for i in (mine or [0])]
+        return Batch([self.pairs.utt(i) for i in indices], collate_pairs(pairs), count, 1.0 if mine else 0.0, mine)
+
+
 class DAETask:
     kind = "dae"
     prefix = "DAE "
@@ -43,39 +59,16 @@ class DAETask:
     use_amp = False
     nonfinite_advice = "Check their audio, or lower dae.train.lr."
 
-    def __init__(
-        self, model: DenoisingAutoencoder, train_pairs: list[ParallelUtterance], dev_pairs: list[ParallelUtterance]
-    ):
+    def __init__(self, model: DenoisingAutoencoder, train_pairs: PairedSet, dev_pairs: PairedSet):
         self.model, self.train_pairs, self.dev_pairs = model, train_pairs, dev_pairs
+        self.batch_maker = DAEBatches(train_pairs, model.factor, model.decoder.out_features)
 
-    def lengths(self, split: str) -> list[int]:
-        pairs = self.train_pairs if split == "train" else self.dev_pairs
-        return [len(p.noisy) for p in pairs]
-
-    def values(self, lengths) -> int:
-        """The values the loss of utterances of these lengths covers: output frames times frame size."""
-        factor = self.model.factor
-        return sum(math.ceil(int(n) / factor) for n in lengths) * self.model.decoder.out_features
-
-    def batch(self, indices: list[int], generator, rank: int, world: int) -> Batch:
-        pairs = [self.train_pairs[i] for i in indices]
-        noisy, clean, lengths = collate_pairs(pairs)
-        names = [p.utt for p in pairs]
-        count = self.values(lengths)
-        mine = shard_batch(list(range(len(pairs))), rank, world)
-        if world == 1:
-            return Batch(names, (noisy, clean, lengths), count, 1.0, mine)
-        rows = mine or [0]  # a rank without an utterance runs the first one, with weight 0
-        index = torch.tensor(rows)
-        lengths = lengths[index]
-        longest = int(lengths.max())
-        return Batch(
-            names, (noisy[index, :longest], clean[index, :longest], lengths), count, 1.0 if mine else 0.0, mine
-        )
+    def lengths(self, split: str):
+        return (self.train_pairs if split == "train" else self.dev_pairs).lengths
 
     def forward(self, net, batch: Batch, device):
         noisy, _, lengths = batch.inputs
-        return net(noisy.to(device), lengths.to(device))
+        return net(noisy.to(device, non_blocking=True), lengths.to(device))
 
     def loss(self, outputs, batch: Batch, device) -> torch.Tensor:
         predicted, out_lengths = outputs

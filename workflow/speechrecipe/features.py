@@ -13,6 +13,9 @@ normalization :mod:`speechrecipe.cmvn`.
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 import torch
 
@@ -21,17 +24,88 @@ from .augment import speed_perturb
 from .config import FeatureConfig
 
 
+class Extractor:
+    """Kaldi fbank or MFCC for one feature config, on many utterances at once.
+
+    The same computation as ``torchaudio.compliance.kaldi`` (snip-edges frames, DC offset removed,
+    pre-emphasis 0.97, Povey window, power spectrum, mel banks from 20 Hz to Nyquist, log; for MFCC
+    the orthonormal DCT with Kaldi's C0 and a lifter of 22), with the window, the mel banks and
+    the DCT made once per config rather than once per call, and the frames of several utterances
+    in one FFT: on short utterances (digits, 0.5 s) the per-call cost was most of the time.
+    """
+
+    def __init__(self, config: FeatureConfig):
+        from torchaudio.compliance import kaldi
+        from torchaudio.functional import create_dct
+
+        self.config = config
+        rate = config.sample_rate
+        self.shift = int(rate * config.frame_shift_ms * 0.001)
+        self.size = int(rate * config.frame_length_ms * 0.001)
+        self.padded = 1 << (self.size - 1).bit_length()
+        self.window = torch.hann_window(self.size, periodic=False, dtype=torch.float32).pow(0.85)
+        mel, _ = kaldi.get_mel_banks(config.num_mel_bins, self.padded, float(rate), 20.0, 0.0, 100.0, -500.0, 1.0)
+        self.mel = torch.nn.functional.pad(mel.float(), (0, 1)).T.contiguous()
+        if config.type == "mfcc":
+            dct = create_dct(config.num_mel_bins, config.num_mel_bins, "ortho")
+            dct[:, 0] = math.sqrt(1 / float(config.num_mel_bins))  # Kaldi's C0
+            self.dct = dct[:, : config.num_ceps].float()
+            i = torch.arange(config.num_ceps)
+            self.lifter = (1.0 + 0.5 * 22.0 * torch.sin(math.pi * i / 22.0)).float()
+        elif config.type != "fbank":
+            raise ValueError(f"unknown feature type '{config.type}' (use fbank or mfcc)")
+        self.epsilon = torch.tensor(torch.finfo(torch.float32).eps)
+
+    def frames(self, samples: np.ndarray) -> np.ndarray:
+        """The analysis windows of one utterance at the config's rate (Kaldi's snip-edges framing), 16-bit scale."""
+        if len(samples) < self.size:
+            return np.zeros((0, self.size), dtype=np.float32)
+        scaled = np.ascontiguousarray(samples, dtype=np.float32) * np.float32(32768.0)
+        return np.lib.stride_tricks.sliding_window_view(scaled, self.size)[:: self.shift]
+
+    def __call__(self, utterances: list[np.ndarray]) -> list[np.ndarray]:
+        """Features (frames, dim) float32 of each utterance (samples already at the config's rate)."""
+        framed = [self.frames(u) for u in utterances]
+        counts = [len(f) for f in framed]
+        if not sum(counts):
+            return [np.zeros((0, self.config.dim), dtype=np.float32) for _ in utterances]
+        with torch.no_grad():
+            x = torch.from_numpy(np.concatenate(framed))
+            x = x - x.mean(dim=1, keepdim=True)
+            x = x - 0.97 * torch.cat([x[:, :1], x[:, :-1]], dim=1)
+            x = torch.nn.functional.pad(x * self.window, (0, self.padded - self.size))
+            power = torch.fft.rfft(x).abs().pow(2.0)
+            feats = torch.max(torch.mm(power, self.mel), self.epsilon).log()
+            if self.config.type == "mfcc":
+                feats = feats.matmul(self.dct) * self.lifter
+        return [f.numpy() for f in torch.split(feats, counts)]
+
+
+@functools.lru_cache(maxsize=8)
+def extractor(config: FeatureConfig) -> Extractor:
+    return Extractor(config)
+
+
+def compute_many(utterances: list[tuple[np.ndarray, int]], config: FeatureConfig) -> list[np.ndarray]:
+    """Features of several utterances, (samples, rate) each, in one pass (see :class:`Extractor`)."""
+    if config.dither:
+        return [compute(samples, rate, config) for samples, rate in utterances]
+    return extractor(config)([resample(samples, rate, config.sample_rate) for samples, rate in utterances])
+
+
 def compute(samples: np.ndarray, rate: int, config: FeatureConfig) -> np.ndarray:
     """Features of one utterance: (frames, dim) float32.
 
     Audio shorter than one analysis window gives (0, dim), as Kaldi's snip-edges framing
     does, instead of failing: such an utterance is dropped, with a count in the log, where
-    the model's minimum length is known (:class:`speechrecipe.dataset.FeatureSet`).
+    the model's minimum length is known (:class:`speechrecipe.dataset.FeatureSet`). With
+    dither (random noise, so not a function of the audio alone) torchaudio computes it.
     """
+    if not config.dither:
+        return compute_many([(samples, rate)], config)[0]
     samples = resample(samples, rate, config.sample_rate)
-    if len(samples) < int(config.sample_rate * config.frame_length_ms * 0.001):  # torchaudio's window size
+    if len(samples) < int(config.sample_rate * config.frame_length_ms * 0.001):
         return np.zeros((0, config.dim), dtype=np.float32)
-    # Kaldi works on 16-bit integer scale; torchaudio's compliance functions expect the same.
     waveform = torch.from_numpy(np.ascontiguousarray(samples) * 32768.0).unsqueeze(0)
     from torchaudio.compliance import kaldi
 
@@ -45,10 +119,8 @@ def compute(samples: np.ndarray, rate: int, config: FeatureConfig) -> np.ndarray
     with torch.no_grad():
         if config.type == "fbank":
             feats = kaldi.fbank(waveform, num_mel_bins=config.num_mel_bins, **common)
-        elif config.type == "mfcc":
-            feats = kaldi.mfcc(waveform, num_mel_bins=config.num_mel_bins, num_ceps=config.num_ceps, **common)
         else:
-            raise ValueError(f"unknown feature type '{config.type}' (use fbank or mfcc)")
+            feats = kaldi.mfcc(waveform, num_mel_bins=config.num_mel_bins, num_ceps=config.num_ceps, **common)
     return feats.numpy().astype(np.float32)
 
 

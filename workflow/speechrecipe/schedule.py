@@ -25,15 +25,51 @@ def rank_key(select_by: str) -> Callable[[dict], tuple | float]:
     raise ValueError(f"unknown select_by '{select_by}' (use loss or ter)")
 
 
-def should_stop(history: list[dict], patience: int, select_by: str = "loss") -> bool:
-    """Whether the best epoch by ``select_by`` lies ``patience`` epochs or more behind the last one."""
-    if patience <= 0 or len(history) <= patience:
+def should_stop(history: list[dict], patience_steps: int, select_by: str = "loss", min_step: int = 0) -> bool:
+    """Whether the best check by ``select_by`` lies ``patience_steps`` steps or more behind the last one.
+
+    Never before ``min_step`` (the end of warm-up, and the run's minimum length): a model still in
+    the all-blank phase of CTC training has flat dev scores that would otherwise stop it there.
+    """
+    if patience_steps <= 0 or not history or history[-1]["step"] < min_step:
         return False
-    best_epoch = min(history, key=rank_key(select_by))["epoch"]
-    return history[-1]["epoch"] - best_epoch >= patience
+    best = min(history, key=rank_key(select_by))
+    return history[-1]["step"] - best["step"] >= patience_steps
 
 
-def best_epochs(history: list[dict], available: set[int], count: int, select_by: str = "loss") -> list[dict]:
-    """The ``count`` best rows of ``history`` among the epochs whose checkpoints are ``available``, best first."""
+def best_checks(history: list[dict], available: set[int], count: int, select_by: str = "loss") -> list[dict]:
+    """The ``count`` best checks of ``history`` among those whose checkpoints are ``available`` (by epoch), best first."""
     ranked = sorted((h for h in history if h["epoch"] in available), key=rank_key(select_by))
     return ranked[: max(count, 1)]
+
+
+# A run whose dev loss fell by more than this over its last quarter had not converged.
+STILL_FALLING = 0.10
+
+
+def training_warnings(history: list[dict], config) -> list[str]:
+    """What a user must know about how a run ended: the dev output still all blank (training never really
+    started), or the dev loss still falling fast (it stopped too early); empty when neither."""
+    if not history:
+        return ["no dev check was made: the run had no complete epoch"]
+    warnings = []
+    last = history[-1]
+    if last.get("dev_empty", 0.0) >= 1.0:
+        warnings.append(
+            f"WARNING: training stopped at step {last['step']} while the dev output was still all blank (every dev "
+            "utterance decodes to nothing): the model never left CTC's all-blank phase. Fix: train longer (raise "
+            "am.train.min_steps), check am.train.lr and warmup_steps, or look at the data (transcripts, lengths)."
+        )
+    quarter = [h for h in history if h["step"] >= 0.75 * last["step"]]
+    earlier = [h for h in history if h["step"] < 0.75 * last["step"]]
+    if earlier and quarter:
+        before = earlier[-1]["dev_loss"]
+        fall = (before - min(h["dev_loss"] for h in quarter)) / max(abs(before), 1e-9)
+        if fall > STILL_FALLING:
+            warnings.append(
+                f"WARNING: the dev loss was still falling fast when training stopped ({before:.4g} -> "
+                f"{min(h['dev_loss'] for h in quarter):.4g} over the last quarter of its {last['step']} steps): it "
+                "had not converged. Fix: raise am.train.min_steps or max_epochs (training continues from where "
+                "it stopped)."
+            )
+    return warnings

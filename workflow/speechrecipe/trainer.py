@@ -1,73 +1,73 @@
-"""The one training loop: epochs of bucketed batches, checkpoints, resume, early stopping, averaging.
+"""The one training loop: bucketed batches read by loader workers, a schedule in steps, checks on the dev
+set, checkpoints that resume at the step they were written, early stopping and averaging.
 
-What is trained is a *task* (:class:`Task`): the CTC acoustic model
-(:mod:`speechrecipe.ctc_task`) or the denoising autoencoder (:mod:`speechrecipe.dae_task`).
-A task says how long its utterances are, how a batch is built, what its loss is and what
-is measured on the dev set; everything else is here, the same for every task.
+What is trained is a *task* (:class:`Task`): the CTC acoustic model (:mod:`speechrecipe.ctc_task`) or
+the denoising autoencoder (:mod:`speechrecipe.dae_task`). A task says how long its utterances are, how a
+batch is made (its :class:`BatchMaker`, which runs in the loader's worker processes), what its loss is
+and what is measured on the dev set; everything else is here, the same for every task.
 
 Guarantees a user can rely on:
 
-- a checkpoint ``epoch-N.pt`` is written atomically after every epoch, and a
-  re-run after an interruption (SIGKILL included) continues from the newest
-  one made for the same run (:func:`speechrecipe.config.run_hash`);
-- the random state is derived from (seed, epoch), so a resumed run on the CPU
-  gives the same weights as an uninterrupted one;
-- ``history.tsv`` gains one row per epoch (loss, dev loss, the task's dev
-  metrics, learning rate, seconds, skipped batches);
-- a batch with a non-finite loss is skipped and counted; more than
-  ``max_bad_batches`` in an epoch stop training with the utterances named;
-- training stops early when the dev loss (or, with ``select_by: ter``, the
-  dev token error rate) has not improved for ``patience`` epochs, and
-  ``final.pt`` is the average of the best ``average_best`` checkpoints by the
-  same criterion.
+- the batches of an epoch, their order and their augmentation depend on (seed, epoch) alone, and the
+  dropout of a step on (seed, step, rank), so a resumed run on the CPU gives the same weights as an
+  uninterrupted one;
+- a resume point is written every ``checkpoint_every_steps`` steps or ``checkpoint_every_minutes``
+  minutes (``step-S.pt``, the newest kept) and at every dev check (``epoch-N.pt``), atomically; a job
+  killed at any step (SIGKILL, a SLURM ``TIMEOUT`` or ``NODE_FAIL``) continues, when run again, from
+  the newest one of the same run, at the batch where it stopped; SIGTERM writes one before the job ends;
+- the schedule is in steps: a run lasts ``max_epochs`` epochs and at least ``min_steps`` steps; the dev
+  set is checked at the end of an epoch, at least ``check_every_steps`` apart; early stopping
+  (``patience_steps`` behind the best check) never happens during warm-up or before ``min_steps``;
+- ``history.tsv`` gains one row per check (epoch, step, loss, dev loss, the task's dev metrics,
+  learning rate, seconds, skipped batches); ``final.pt`` averages the best ``average_best`` checks;
+- a batch with a non-finite loss is skipped and counted; more than ``max_bad_batches`` in an epoch stop
+  training with the utterances named; the end of training warns when the dev output was still all
+  blank, or the dev loss still falling fast (:func:`speechrecipe.schedule.training_warnings`).
 
 Data-parallel training (``torch.distributed`` joined by the caller under torchrun;
-:mod:`speechrecipe.distributed`) wraps the model in ``DistributedDataParallel`` and
-keeps the single-process semantics:
-
-- every rank builds the same length-bucketed batches in the same (seed, epoch)
-  order; each step, rank ``r`` of ``W`` takes utterances ``r, r+W, r+2W, ...`` of
-  the *same* global batch (:func:`~speechrecipe.batching.shard_batch`), so an epoch
-  covers every utterance exactly once, none dropped or repeated. A rank left
-  without an utterance (a batch smaller than ``W``) runs one with weight 0;
-- augmentation is drawn for the whole global batch on every rank before it is
-  split, so each utterance gets the masks it gets in a single process;
-- each rank's loss is its part's summed loss times ``W / N`` (``N`` the global
-  batch's normalizer: utterances for CTC): DDP averages gradients over the
-  ``W`` ranks, so the gradient is that of the single-process loss (summed / ``N``)
-  of the same batch, up to floating-point summation order; clipping, the
-  learning rate and the step count are therefore the same too;
-- the dev set is split by whole batches and its sums are all-reduced; a batch
-  with a non-finite loss on any rank is skipped on all of them;
-- only rank 0 writes ``epoch-N.pt``, ``history.tsv`` and ``final.pt`` and logs;
-  on resume rank 0 picks the checkpoint and every rank loads that same file.
+:mod:`speechrecipe.distributed`) wraps the model in ``DistributedDataParallel`` and keeps the
+single-process semantics: every rank builds the same batches in the same order; rank ``r`` of ``W``
+reads and trains on utterances ``r, r+W, ...`` of each global batch
+(:func:`~speechrecipe.batching.shard_batch`), so an epoch covers every utterance exactly once, and a
+rank left without one (a batch smaller than ``W``) runs one with weight 0; each rank's loss is its
+part's summed loss times ``W / N`` (``N`` the global batch's normalizer), so the gradient DDP averages
+is that of the single-process loss, up to floating-point summation order; a batch with a non-finite
+loss on any rank is skipped on all; the dev set is split by whole batches and its sums all-reduced;
+only rank 0 writes files and logs, and on resume every rank loads the checkpoint rank 0 picks.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint, distributed
-from .batching import bucket_batches, epoch_order
+from .batching import bucket_batches, epoch_order, training_batches
 from .config import TrainConfig
 from .fileio import atomic_open
 from .model.files import save_final
-from .schedule import best_epochs, learning_rate, should_stop
+from .schedule import best_checks, learning_rate, should_stop, training_warnings
 
 log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
     """More batches than ``max_bad_batches`` gave a NaN or infinite loss in one epoch."""
+
+
+class Terminated(SystemExit):
+    """SIGTERM arrived (a SLURM time limit, a scancel): a resume point was written and training stopped."""
 
 
 @dataclass
@@ -80,6 +80,18 @@ class Batch:
     weight: float = 1.0  # 0 when this rank got no utterance of the batch (it runs one that does not count)
     mine: list[int] = field(default_factory=list)  # positions of this rank's utterances in ``utts``
 
+    def pin_memory(self) -> Batch:
+        """The same batch in page-locked memory (the loader calls it on CUDA: faster copies to the GPU)."""
+        pinned = tuple(t.pin_memory() if isinstance(t, torch.Tensor) else t for t in self.inputs)
+        return Batch(self.utts, pinned, self.count, self.weight, self.mine)
+
+
+class BatchMaker(Protocol):
+    """Makes a task's training batches; it runs in the loader's worker processes, so it is picklable."""
+
+    def make(self, indices: list[int], epoch: int, rank: int, world: int) -> Batch:
+        """The batch of these utterances (this rank's part), augmented as (seed, epoch, utterance) say."""
+
 
 class Task(Protocol):
     """What the loop needs of a model to train it."""
@@ -88,14 +100,12 @@ class Task(Protocol):
     prefix: str  # before 'epoch N' in the log ('' or 'DAE ')
     metrics: tuple[str, ...]  # dev metrics in the history besides dev_loss, e.g. ('dev_ter',)
     model: nn.Module
+    batch_maker: BatchMaker
     use_amp: bool  # mixed precision on CUDA
     nonfinite_advice: str  # what to do when too many batches are non-finite
 
-    def lengths(self, split: str) -> list[int]:
+    def lengths(self, split: str) -> np.ndarray:
         """Frames of each utterance of 'train' or 'dev' (what batches are bucketed by)."""
-
-    def batch(self, indices: list[int], generator: torch.Generator | None, rank: int, world: int) -> Batch:
-        """A training batch: collated, augmented (drawing from ``generator``), this rank's part."""
 
     def forward(self, net: nn.Module, batch: Batch, device: torch.device):
         """The network's outputs on a batch (run under autocast on CUDA)."""
@@ -113,6 +123,25 @@ class Task(Protocol):
         """dev_loss and the task's metrics from the summed measurements."""
 
 
+@dataclass
+class Progress:
+    """Where training is: everything a resume point holds besides the weights and the optimizer."""
+
+    step: int = 0
+    epoch: int = 1  # the epoch in progress, or the next one
+    position: int = 0  # batches of ``epoch`` already trained on
+    history: list[dict] = field(default_factory=list)  # one row per dev check
+    loss_sum: float = 0.0  # training loss and utterances since the last check
+    count: int = 0
+    seconds: float = 0.0  # training time since the last check
+    bad: list = field(default_factory=list)  # non-finite batches of the current epoch (their utterances)
+    skipped: int = 0  # non-finite batches since the last check
+    stopped: bool = False  # early stopping decided
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
 def train(
     task: Task,
     exp_dir: str | Path,
@@ -124,48 +153,48 @@ def train(
     log_every: int = 0,
     select_by: str = "loss",
     frozen: list[str] = (),
-    freeze_epochs: int = 0,
+    freeze_steps: int = 0,
+    loader_workers: int = 0,
 ) -> dict:
-    """Train ``task.model`` and write ``epoch-N.pt``, ``history.tsv`` and ``final.pt`` under ``exp_dir``.
+    """Train ``task.model`` and write its checkpoints, ``history.tsv`` and ``final.pt`` under ``exp_dir``.
 
     ``extra`` (tokenizer, CMVN, feature config...) is stored in ``final.pt`` so that it is a
     self-contained model. Returns the final checkpoint. ``log_every`` > 0 logs the loss of every
     that many steps. The parameters named in ``frozen`` are not updated during the first
-    ``freeze_epochs`` epochs. ``select_by`` (loss or ter) picks the best epochs.
+    ``freeze_steps`` steps. ``select_by`` (loss or ter) picks the best checks. ``loader_workers``
+    processes read and prepare the batches ahead of the training step (0: this process does).
 
     When ``torch.distributed`` is initialized, this is one rank of a data-parallel run (see the
     module's docstring); every rank must call it with the same data and config, and ``device``
     is this rank's own.
     """
-    return Trainer(
-        task, Path(exp_dir), config, run_hash, device or distributed.pick_device(), select_by, frozen, freeze_epochs
-    ).run(extra or {}, progress, log_every)
+    trainer = Trainer(task, Path(exp_dir), config, run_hash, device or distributed.pick_device(), select_by)
+    trainer.frozen(frozen, freeze_steps)
+    return trainer.run(extra or {}, progress, log_every, loader_workers)
 
 
 class Trainer:
     def __init__(
-        self,
-        task: Task,
-        exp_dir: Path,
-        config: TrainConfig,
-        run_hash: str,
-        device: torch.device,
-        select_by: str,
-        frozen,
-        freeze_epochs: int,
+        self, task: Task, exp_dir: Path, config: TrainConfig, run_hash: str, device: torch.device, select_by: str
     ):
         self.task, self.exp_dir, self.config, self.run_hash = task, exp_dir, config, run_hash
-        self.device, self.select_by, self.freeze_epochs = device, select_by, freeze_epochs
+        self.device, self.select_by = device, select_by
         self.rank, self.world = distributed.rank_and_size()
         self.main = self.rank == 0
         self.model = task.model
-        frozen = set(frozen)
-        self.frozen_params = [p for name, p in self.model.named_parameters() if name in frozen]
-        self.history: list[dict] = []
-        self.step, self.start_epoch = 0, 1
-        self.columns = ("epoch", "loss", "dev_loss", *task.metrics, "lr", "seconds", "skipped_batches")
+        self.state = Progress()
+        self.frozen_params, self.freeze_steps = [], 0
+        self.columns = ("epoch", "step", "loss", "dev_loss", *task.metrics, "lr", "seconds", "skipped_batches")
+        self.terminate = False
 
-    def run(self, extra: dict, progress: bool, log_every: int) -> dict:
+    def frozen(self, names, steps: int) -> None:
+        names = set(names)
+        self.frozen_params = [p for name, p in self.model.named_parameters() if name in names]
+        self.freeze_steps = steps
+
+    # --- the run -------------------------------------------------------------------------------------------
+
+    def run(self, extra: dict, progress: bool, log_every: int, loader_workers: int) -> dict:
         config, model = self.config, self.model
         if self.main:
             self.exp_dir.mkdir(parents=True, exist_ok=True)
@@ -185,21 +214,21 @@ class Trainer:
                 self.world,
                 dist.get_backend(),
             )
-        if self.frozen_params and self.freeze_epochs:
-            log.info(
-                "%d pretrained tensors frozen for the first %d epoch(s)", len(self.frozen_params), self.freeze_epochs
-            )
-        self.train_batches = bucket_batches(self.task.lengths("train"), config.batch_frames, config.max_batch)
-        self.dev_batches = bucket_batches(self.task.lengths("dev"), config.batch_frames, config.max_batch)
+        if self.frozen_params and self.freeze_steps:
+            log.info("%d pretrained tensors frozen for the first %d steps", len(self.frozen_params), self.freeze_steps)
+        self.train_batches = training_batches(
+            self.task.lengths("train"), config.batch_frames, config.max_batch, config.min_batches_per_epoch
+        )
+        self.dev_batches = bucket_batches(list(self.task.lengths("dev")), config.batch_frames, config.max_batch)
         self.describe()
         if not resumed:
-            # Before any step: what the untrained model scores, the bar every epoch must beat.
+            # Before any step: what the untrained model scores, the bar every check must beat.
             log.info("%sdev before training: %s", self.task.prefix, self.format_metrics(self.evaluate()))
-        for epoch in range(self.start_epoch, config.max_epochs + 1):
-            if should_stop(self.history, config.patience, self.select_by):
-                log.info("early stopping: dev %s has not improved for %d epochs", self.select_by, config.patience)
-                break
-            self.train_epoch(epoch, progress, log_every)
+        previous = signal.signal(signal.SIGTERM, self.on_sigterm)
+        try:
+            self.train_until_done(progress, log_every, loader_workers)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         final = self.finish(extra) if self.main else None
         if self.world == 1:
             return final
@@ -208,113 +237,100 @@ class Trainer:
 
     def describe(self) -> None:
         lengths = self.task.lengths("train")
-        frames = sum(lengths)
+        frames = int(sum(lengths))
         padded = sum(max(lengths[i] for i in b) * len(b) for b in self.train_batches)
+        steps = len(self.train_batches)
+        epochs = max(self.config.max_epochs, math.ceil(self.config.min_steps / steps))
         log.info(
-            "%straining on %d utterances (%d frames) in %d batches (padding %.1f%% of frames); dev %d "
-            "utterances; %.2f M parameters",
+            "%straining on %d utterances (%d frames) in %d batches per epoch (padding %.1f%% of frames); dev %d "
+            "utterances; %.2f M parameters; at most %d epochs, at least %d steps",
             self.task.prefix,
             len(lengths),
             frames,
-            len(self.train_batches),
+            steps,
             100 * (padded - frames) / padded,
             len(self.task.lengths("dev")),
             sum(p.numel() for p in self.model.parameters()) / 1e6,
+            epochs,
+            self.config.min_steps,
+        )
+        if steps < self.config.min_batches_per_epoch:
+            log.warning("%d training utterances make only %d batch(es) per epoch", len(lengths), steps)
+
+    def done(self) -> bool:
+        s, c = self.state, self.config
+        return s.stopped or (s.epoch > c.max_epochs and s.step >= c.min_steps)
+
+    def train_until_done(self, progress: bool, log_every: int, loader_workers: int) -> None:
+        """Batches from where the run stands to the end, epoch after epoch, through one loader."""
+        bar = tqdm(disable=not (progress and self.main), unit="batch", mininterval=2.0)
+        while not self.done():
+            started = saved = time.time()
+            for batch in self.loader(loader_workers):
+                self.train_step(batch, log_every)
+                s = self.state
+                s.position += 1
+                bar.update()
+                bar.set_description(f"{self.task.prefix}epoch {s.epoch}", refresh=False)
+                bar.set_postfix(loss=f"{s.loss_sum / max(s.count, 1):.3f}", step=s.step, refresh=False)
+                if s.position == len(self.train_batches):
+                    s.seconds += time.time() - started
+                    started = time.time()
+                    self.end_of_epoch()
+                    saved = time.time()
+                elif self.resume_point_due(saved):
+                    s.seconds += time.time() - started
+                    started = saved = time.time()
+                    self.save_resume_point()
+                if self.terminate:
+                    s.seconds += time.time() - started
+                    self.save_resume_point()
+                    raise Terminated(f"SIGTERM: stopped at step {s.step}; a resume point is in {self.exp_dir}")
+                if self.done():
+                    break
+        bar.close()
+
+    def loader(self, workers: int):
+        """The batches still to come, in order: a DataLoader over every epoch up to the last one possible."""
+        s, c = self.state, self.config
+        per_epoch = len(self.train_batches)
+        last_epoch = max(c.max_epochs, s.epoch + math.ceil(max(c.min_steps - s.step, 0) / per_epoch))
+        plan = RunBatches(
+            self.task.batch_maker, self.train_batches, c.seed, s.epoch, s.position, last_epoch, self.rank, self.world
+        )
+        return torch.utils.data.DataLoader(
+            plan,
+            batch_size=None,
+            shuffle=False,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if workers else None,
+            persistent_workers=False,
+            worker_init_fn=_one_thread,
         )
 
-    def resume(self) -> dict | None:
-        """Continue from the newest checkpoint of this run: rank 0 chooses it (moving checkpoints of another
-        run aside), every other rank then loads that same file."""
-        if self.world == 1:
-            resumed = checkpoint.latest_resumable(self.exp_dir, self.run_hash)
-        else:
-            resumed = checkpoint.latest_resumable(self.exp_dir, self.run_hash) if self.rank == 0 else None
-            chosen = distributed.broadcast_from_rank0(resumed["epoch"] if resumed else 0)
-            if self.rank != 0 and chosen:
-                resumed = checkpoint.load(self.exp_dir / f"epoch-{chosen}.pt")
-        if resumed:
-            self.model.load_state_dict(resumed["model"])
-            self.optimizer.load_state_dict(resumed["optimizer"])
-            self.step, self.history = resumed["step"], resumed["history"]
-            self.start_epoch = resumed["epoch"] + 1
-            log.info(
-                "resuming from %s (epoch %d, step %d)",
-                self.exp_dir / f"epoch-{resumed['epoch']}.pt",
-                resumed["epoch"],
-                self.step,
-            )
-        return resumed
+    def train_step(self, batch: Batch, log_every: int) -> None:
+        s, c = self.state, self.config
+        if not self.model.training:  # a dev check left it in eval mode (the DDP wrapper does not know)
+            self.net.train()
+        s.step += 1
+        # Dropout: a function of (seed, step) and, beyond rank 0, of the rank: a run resumed at any step
+        # draws what the uninterrupted run drew.
+        torch.manual_seed(_step_seed(c.seed, s.step, self.rank))
+        lr = learning_rate(s.step, c.lr, c.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        summed = self.step_on(batch)
+        if summed is None:
+            return
+        s.loss_sum += summed
+        s.count += batch.count
+        if log_every and s.step % log_every == 0:
+            log.info("step %d: loss %.6f lr %.3e (%d utterances)", s.step, summed / batch.count, lr, len(batch.utts))
 
-    def train_epoch(self, epoch: int, progress: bool, log_every: int) -> None:
-        config, task = self.config, self.task
-        # dropout: a function of (seed, epoch) and, beyond rank 0, of the rank
-        torch.manual_seed(config.seed * 100003 + epoch + 7919 * self.rank)
-        generator = torch.Generator().manual_seed(config.seed * 100019 + epoch)  # augmentation
-        self.net.train()
-        started = time.time()
-        total_loss, count, bad, lr = 0.0, 0, [], learning_rate(self.step, config.lr, config.warmup_steps)
-        bar = tqdm(
-            epoch_order(self.train_batches, config.seed, epoch),
-            desc=f"{task.prefix}epoch {epoch}",
-            disable=not (progress and self.main),
-            unit="batch",
-            mininterval=2.0,
-        )
-        for indices in bar:
-            batch = task.batch(indices, generator, self.rank, self.world)
-            self.step += 1
-            lr = learning_rate(self.step, config.lr, config.warmup_steps)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            summed = self.step_on(batch, epoch, bad)
-            if summed is None:
-                continue
-            total_loss += summed
-            count += batch.count
-            if log_every and self.step % log_every == 0:
-                log.info(
-                    "step %d: loss %.6f lr %.3e (%d utterances)", self.step, summed / batch.count, lr, len(batch.utts)
-                )
-            bar.set_postfix(loss=f"{total_loss / max(count, 1):.3f}", lr=f"{lr:.2e}", refresh=False)
-        if bad:
-            log.warning(
-                "%sepoch %d: skipped %d batch(es) with a non-finite loss: %s", task.prefix, epoch, len(bad), bad[:3]
-            )
-        row = {
-            "epoch": epoch,
-            "loss": total_loss / max(count, 1),
-            **self.evaluate(),
-            "lr": lr,
-            "seconds": time.time() - started,
-            "skipped_batches": len(bad),
-        }
-        self.history.append(row)
-        log.info(
-            "%sepoch %d: loss %.4f %s lr %.2e (%.1f s)",
-            task.prefix,
-            epoch,
-            row["loss"],
-            self.format_metrics(row),
-            lr,
-            row["seconds"],
-        )
-        if self.main:
-            checkpoint.save(
-                {
-                    "model": self.model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "step": self.step,
-                    "epoch": epoch,
-                    "history": self.history,
-                    "config_hash": self.run_hash,
-                },
-                self.exp_dir / f"epoch-{epoch}.pt",
-            )
-            self.write_history()
-
-    def step_on(self, batch: Batch, epoch: int, bad: list) -> float | None:
+    def step_on(self, batch: Batch) -> float | None:
         """One optimizer step on ``batch``; its summed loss, or None when it was skipped (non-finite)."""
-        task, device = self.task, self.device
+        task, device, s = self.task, self.device, self.state
         with torch.autocast(device.type, dtype=torch.float16, enabled=self.use_amp):
             outputs = task.forward(self.net, batch, device)
         summed = task.loss(outputs, batch, device)
@@ -331,17 +347,18 @@ class Trainer:
             loss = local * self.world / batch.count
         self.optimizer.zero_grad(set_to_none=True)
         if not finite:
-            bad.append(task.nonfinite_utterances(outputs, batch, device))
-            if len(bad) > self.config.max_bad_batches:
-                names = ", ".join(u for b in bad for u in b[:3])
+            s.bad.append(task.nonfinite_utterances(outputs, batch, device))
+            s.skipped += 1
+            if len(s.bad) > self.config.max_bad_batches:
+                names = ", ".join(u for b in s.bad for u in b[:3])
                 raise NonFiniteLossError(
-                    f"{task.prefix}epoch {epoch}: {len(bad)} batches gave a non-finite loss (more than "
+                    f"{task.prefix}epoch {s.epoch}: {len(s.bad)} batches gave a non-finite loss (more than "
                     f"max_bad_batches={self.config.max_bad_batches}); utterances involved include {names}. "
                     f"{task.nonfinite_advice}"
                 )
             return None
         self.scaler.scale(loss).backward()
-        if epoch <= self.freeze_epochs:
+        if s.step <= self.freeze_steps:
             for p in self.frozen_params:
                 p.grad = None  # AdamW skips a parameter without a gradient: no step, no weight decay
         self.scaler.unscale_(self.optimizer)
@@ -349,6 +366,107 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return float(loss.detach()) * batch.count if self.world == 1 else float(shared[0])
+
+    def end_of_epoch(self) -> None:
+        """Check the dev set when due (and at the end of the run), then go on to the next epoch."""
+        s, c = self.state, self.config
+        if s.bad:
+            log.warning(
+                "%sepoch %d: skipped %d batch(es) with a non-finite loss: %s",
+                self.task.prefix,
+                s.epoch,
+                len(s.bad),
+                s.bad[:3],
+            )
+        last_check = s.history[-1]["step"] if s.history else 0
+        final_epoch = s.epoch >= c.max_epochs and s.step >= c.min_steps
+        if final_epoch or not c.check_every_steps or s.step - last_check >= c.check_every_steps:
+            self.check()
+        s.epoch, s.position, s.bad = s.epoch + 1, 0, []
+
+    def check(self) -> None:
+        """Measure the dev set, add a history row, write ``epoch-N.pt``, decide on early stopping."""
+        s, c = self.state, self.config
+        row = {
+            "epoch": s.epoch,
+            "step": s.step,
+            "loss": s.loss_sum / max(s.count, 1),
+            **self.evaluate(),
+            "lr": learning_rate(s.step, c.lr, c.warmup_steps),
+            "seconds": s.seconds,
+            "skipped_batches": s.skipped,
+        }
+        s.history.append(row)
+        s.loss_sum, s.count, s.seconds, s.skipped = 0.0, 0, 0.0, 0
+        log.info(
+            "%sepoch %d: loss %.4f %s lr %.2e (step %d, %.1f s)",
+            self.task.prefix,
+            s.epoch,
+            row["loss"],
+            self.format_metrics(row),
+            row["lr"],
+            s.step,
+            row["seconds"],
+        )
+        s.stopped = should_stop(s.history, c.patience_steps, self.select_by, min_step=max(c.warmup_steps, c.min_steps))
+        if s.stopped:
+            log.info("early stopping: dev %s has not improved for %d steps", self.select_by, c.patience_steps)
+        if self.main:
+            # The epoch's batches are done: the resume point is the start of the next epoch.
+            self.save(self.exp_dir / f"epoch-{s.epoch}.pt", epoch=s.epoch + 1, position=0, bad=[])
+            checkpoint.drop_step_checkpoints(self.exp_dir, s.step)
+            self.write_history()
+
+    def resume_point_due(self, last_saved: float) -> bool:
+        c, s = self.config, self.state
+        by_steps = c.checkpoint_every_steps and s.step % c.checkpoint_every_steps == 0
+        by_time = c.checkpoint_every_minutes and time.time() - last_saved >= 60 * c.checkpoint_every_minutes
+        return bool(by_steps or by_time)
+
+    def save_resume_point(self) -> None:
+        if self.main:
+            self.save(self.exp_dir / f"step-{self.state.step}.pt")
+            checkpoint.drop_step_checkpoints(self.exp_dir, self.state.step - 1)
+
+    def save(self, path: Path, **overrides) -> None:
+        checkpoint.save(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "progress": {**self.state.to_dict(), **overrides},
+                "config_hash": self.run_hash,
+            },
+            path,
+        )
+
+    def on_sigterm(self, signum, frame) -> None:
+        log.warning("SIGTERM: writing a resume point after this step, then stopping")
+        self.terminate = True
+
+    def resume(self) -> dict | None:
+        """Continue from the newest checkpoint of this run: rank 0 chooses it (moving checkpoints of another
+        run aside), every other rank then loads that same file."""
+        resumed = checkpoint.latest_resumable(self.exp_dir, self.run_hash) if self.main else None
+        if self.world > 1:
+            chosen = distributed.broadcast_from_rank0(resumed["path"] if resumed else None)
+            if not self.main and chosen:
+                resumed = checkpoint.load(chosen)
+        if not resumed or "progress" not in resumed:
+            return None
+        self.model.load_state_dict(resumed["model"])
+        self.optimizer.load_state_dict(resumed["optimizer"])
+        self.scaler.load_state_dict(resumed.get("scaler", {}))
+        self.state = s = Progress(**resumed["progress"])
+        where = (
+            f"epoch {s.epoch}, step {s.step}, batch {s.position}"
+            if s.position
+            else f"epoch {s.epoch - 1}, step {s.step}"
+        )
+        log.info("resuming from %s (%s)", resumed.get("path", "the checkpoint"), where)
+        return resumed
+
+    # --- measuring and finishing ---------------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, float]:
         """dev_loss and the task's metrics; with several ranks, whole batches per rank, sums all-reduced."""
@@ -363,16 +481,19 @@ class Trainer:
         parts = [f"dev loss {row['dev_loss']:.4f}"]
         if "dev_ter" in row:
             parts.append(f"dev TER {100 * row['dev_ter']:.2f}%")
+        if "dev_empty" in row:
+            parts.append(f"empty {100 * row['dev_empty']:.0f}%")
         return " ".join(parts)
 
     def finish(self, extra: dict) -> dict:
-        """Average the best checkpoints (by ``select_by``) into a self-contained ``final.pt``."""
+        """Average the best checks (by ``select_by``) into a self-contained ``final.pt``."""
+        s = self.state
         available = {e for e, _ in checkpoint.epoch_checkpoints(self.exp_dir)}
-        ranked = best_epochs(self.history, available, self.config.average_best, self.select_by)
+        ranked = best_checks(s.history, available, self.config.average_best, self.select_by)
         best = [h["epoch"] for h in ranked]
         state = checkpoint.average([self.exp_dir / f"epoch-{e}.pt" for e in best])
         final = save_final(
-            self.exp_dir / "final.pt", self.task.kind, state, self.model.config.to_dict(), best, self.history, **extra
+            self.exp_dir / "final.pt", self.task.kind, state, self.model.config.to_dict(), best, s.history, **extra
         )
         self.write_history()
         log.info(
@@ -382,16 +503,70 @@ class Trainer:
                 f"{name.replace('_', ' ').replace('ter', 'TER')} "
                 + ", ".join(f"{100 * h[name]:.2f}%" if name == "dev_ter" else f"{h[name]:.4f}" for h in ranked)
                 for name in ("dev_loss", *self.task.metrics)
+                if name != "dev_empty"
             ),
         )
+        epochs = s.history[-1]["epoch"] if s.history else 0
+        log.info(
+            "%strained %d steps in %d epochs (%d batches per epoch)",
+            self.task.prefix,
+            s.step,
+            epochs,
+            len(self.train_batches),
+        )
+        for warning in training_warnings(s.history, self.config):
+            log.warning("%s%s", self.task.prefix, warning)
         return final
 
     def write_history(self) -> None:
-        write_history(self.history, self.exp_dir / "history.tsv", self.columns)
+        write_history(self.state.history, self.exp_dir / "history.tsv", self.columns)
+
+
+class RunBatches(torch.utils.data.Dataset):
+    """The rest of a run's batches, in order: epoch ``first_epoch`` from batch ``position`` on, then every
+    epoch up to ``last_epoch``, each in its (seed, epoch) order. Indexed so that a loader's workers can make
+    them in parallel and ahead; what batch ``k`` holds depends on nothing but these arguments."""
+
+    def __init__(
+        self,
+        maker: BatchMaker,
+        batches: list[list[int]],
+        seed: int,
+        first_epoch: int,
+        position: int,
+        last_epoch: int,
+        rank: int,
+        world: int,
+    ):
+        self.maker, self.batches, self.seed = maker, batches, seed
+        self.first_epoch, self.position, self.last_epoch = first_epoch, position, last_epoch
+        self.rank, self.world = rank, world
+        self._orders: dict[int, list[list[int]]] = {}
+
+    def __len__(self) -> int:
+        return (self.last_epoch - self.first_epoch + 1) * len(self.batches) - self.position
+
+    def __getitem__(self, k: int) -> Batch:
+        epoch, index = divmod(k + self.position, len(self.batches))
+        epoch += self.first_epoch
+        if epoch not in self._orders:
+            self._orders = {epoch: epoch_order(self.batches, self.seed, epoch)}
+        return self.maker.make(self._orders[epoch][index], epoch, self.rank, self.world)
+
+
+def _one_thread(worker_id: int) -> None:
+    """A loader worker prepares batches with one thread: the training process owns the cores."""
+    torch.set_num_threads(1)
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step * 7919 + rank * 104_729) % (2**63)
 
 
 def write_history(history: list[dict], path: Path, columns: tuple[str, ...]) -> None:
     with atomic_open(path) as f:
         f.write("\t".join(columns) + "\n")
         for h in history:
-            f.write("\t".join(f"{h[c]:.6g}" if isinstance(h[c], float) else str(h[c]) for c in columns) + "\n")
+            f.write(
+                "\t".join(f"{h[c]:.6g}" if isinstance(h.get(c), float) else str(h.get(c, "")) for c in columns) + "\n"
+            )

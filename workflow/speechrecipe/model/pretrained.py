@@ -1,7 +1,7 @@
 """Starting an acoustic model from trained weights: a DAE's encoder (``am.init: dae``) or another model.
 
 :func:`initialize` is what ``am.init`` does for a path; it returns the names of the copied encoder
-tensors, which ``am.train.freeze_epochs`` keeps fixed for the first epochs.
+tensors, which ``am.train.freeze_steps`` keeps fixed for the first steps.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class PretrainedError(ValueError):
 def initialize(model: CTCModel, pieces: list[str], init: str, features: dict) -> list[str]:
     """Copy pretrained weights into ``model``: a denoising autoencoder's encoder (its final.pt), or a trained
     acoustic model's weights (fine-tuning; output units mapped by token). Returns the names of the copied
-    encoder tensors (what am.train.freeze_epochs freezes)."""
+    encoder tensors (what am.train.freeze_steps freezes)."""
     pretrained = load_final(init)
     if pretrained.get("kind") == "dae":
         if pretrained.get("feature_config") != features:
