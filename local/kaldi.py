@@ -26,7 +26,8 @@ For each ``NAME=PATH``:
    own features);
 3. ``utt2dur`` is computed when the source has none: from ``segments`` (end -
    start) or else from the audio headers (a ``wav.scp`` command ending in
-   ``|`` is run to measure it), for every set before anything is written;
+   ``|`` is run to measure it; every command that fails is reported with its
+   line), for every set before anything is written;
 4. the copy is validated.
 
 Relative paths in ``wav.scp`` are copied unchanged. Kaldi resolves them
@@ -55,7 +56,7 @@ from tqdm import tqdm
 from speechrecipe.audio import AudioError, duration
 from speechrecipe.cli import run_preparation
 from speechrecipe.corpus import CorpusError
-from speechrecipe.datadir import TABLE_FIXES, DataDir, DataDirError, normalize_table, validate
+from speechrecipe.datadir import TABLE_FIXES, DataDir, DataDirError, listing, normalize_table, validate
 from speechrecipe.fileio import atomic_path, split_key, write_table
 
 log = logging.getLogger("kaldi")
@@ -112,20 +113,30 @@ class Source:
 
 
 def compute_utt2dur(source: Source) -> dict[str, str]:
-    """utt2dur values (seconds, 3 decimals) from segments, or from the audio of wav.scp."""
+    """utt2dur values (seconds, 3 decimals) from segments, or from the audio of wav.scp.
+
+    Every wav.scp entry that cannot be measured (a failing command, most often) is reported at
+    once, with its line, as validation reports unreadable audio files.
+    """
     if "segments" in source.tables:
         durations = {}
         for _, utt, value in source.rows("segments"):
             _, start, end = value.split()
             durations[utt] = float(end) - float(start)
         return {utt: f"{d:.3f}" for utt, d in durations.items()}
-    durations = {}
+    durations, failures = {}, []
     wav_scp = source.rows("wav.scp")
     for number, utt, entry in tqdm(wav_scp, desc=f"utt2dur {source.name}", unit="file", disable=None, leave=False):
         try:
             durations[utt] = duration(entry)
         except AudioError as e:
-            raise AudioError(f"{source.path / 'wav.scp'}: '{utt}': {e}") from e
+            failures.append(f"{source.path / 'wav.scp'} line {number}: '{utt}': {e}")
+    if failures:
+        raise AudioError(
+            f"set '{source.name}': {len(failures)} of {len(wav_scp)} wav.scp entries cannot be read to measure "
+            "utt2dur. Fix: correct these commands or the files they read (run one by hand to see the whole "
+            "error), then import again:\n" + listing(failures, "entries")
+        )
     return {utt: f"{d:.3f}" for utt, d in durations.items()}
 
 

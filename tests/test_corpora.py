@@ -607,3 +607,27 @@ def test_kaldi_import_keeps_empty_transcripts_as_kaldi_does(fsdd_kaldi_dir, tmp_
     assert (copy / "text").read_bytes() == (fsdd_kaldi_dir / "text").read_bytes()
     assert validate(copy).text["george-3_05"] == ""
     assert "1 utterance(s) with an empty transcript, kept as Kaldi keeps them (e.g. george-3_05)" in caplog.text
+
+
+def test_kaldi_import_reports_every_failing_wav_scp_command_with_its_line(fsdd_kaldi_dir, tmp_path, caplog):
+    rows = [line.split(" ", 1) for line in (fsdd_kaldi_dir / "wav.scp").read_text(encoding="utf-8").splitlines()]
+    broken = {}  # line number -> utterance, for 32 of the 40 commands: more than the 20 listed
+    lines = []
+    for number, (utt, path) in enumerate(rows, start=1):
+        if number % 5 != 1:
+            path = path.replace(".wav", ".missing.wav")
+            broken[number] = utt
+        lines.append(f"{utt} cat '{path}' |\n")
+    (fsdd_kaldi_dir / "wav.scp").write_text("".join(lines), encoding="utf-8")
+    assert len(broken) > 20
+    out = tmp_path / "data"
+    assert load_script("kaldi").main(["--out-dir", str(out), "--set", f"train={fsdd_kaldi_dir}"]) == 1
+    assert f"set 'train': {len(broken)} of 40 wav.scp entries cannot be read to measure utt2dur" in caplog.text
+    listed = [
+        n for n, utt in broken.items() if f"{fsdd_kaldi_dir / 'wav.scp'} line {n}: '{utt}': command" in caplog.text
+    ]
+    assert listed == sorted(broken)[:20]
+    first = next(line for line in caplog.text.splitlines() if f"wav.scp line {min(broken)}:" in line)
+    assert re.search(r"command 'cat '.*\.missing\.wav'' failed: cat: .*\.missing\.wav", first), first  # its stderr
+    assert f"... and {len(broken) - 20} more entries." in caplog.text
+    assert not out.exists()  # measured before anything is written

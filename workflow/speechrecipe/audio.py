@@ -90,7 +90,7 @@ def read_audio(
     target_rate = rate
     try:
         if _is_pipe(entry):
-            command = entry.rstrip()[:-1]
+            command = entry.rstrip()[:-1].rstrip()
             # wav.scp pipes are Kaldi's convention and come from the corpus, not from config.
             result = subprocess.run(command, shell=True, capture_output=True, check=False)
             if result.returncode != 0:
