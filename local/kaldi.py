@@ -28,7 +28,9 @@ For each ``NAME=PATH``:
    start) or else from the audio headers (a ``wav.scp`` command ending in
    ``|`` is run to measure it; every command that fails is reported with its
    line), for every set before anything is written;
-4. the copy is validated.
+4. a ``wav.scp`` file that is not WAV whatever its name (an MP3 called
+   ``.wav``) is named in a warning: the recipe decodes it, Kaldi's tools cannot;
+5. the copy is validated.
 
 Relative paths in ``wav.scp`` are copied unchanged. Kaldi resolves them
 against the directory the tools run in -- the recipe root (``egs/<corpus>/s5``)
@@ -53,7 +55,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from speechrecipe.audio import AudioError, duration
+from speechrecipe.audio import KALDI_READABLE_FORMATS, AudioError, duration, file_format
 from speechrecipe.cli import run_preparation
 from speechrecipe.corpus import CorpusError
 from speechrecipe.datadir import TABLE_FIXES, DataDir, DataDirError, listing, normalize_table, validate
@@ -140,6 +142,29 @@ def compute_utt2dur(source: Source) -> dict[str, str]:
     return {utt: f"{d:.3f}" for utt, d in durations.items()}
 
 
+def warn_not_wav(source: Source, shown: int = 5) -> None:
+    """Warn about wav.scp files that hold another format than WAV: Kaldi's tools cannot read them."""
+    others = []
+    for number, _, entry in source.rows("wav.scp"):
+        found = file_format(entry, base=Path.cwd())
+        if found is not None and found not in KALDI_READABLE_FORMATS:
+            others.append(f"line {number} '{entry}' is {found}")
+    if others:
+        more = f" and {len(others) - shown} more" if len(others) > shown else ""
+        log.warning(
+            "%s: %d file(s) in %s are not WAV files, whatever their names say (%s%s). This recipe decodes them, "
+            "but Kaldi's tools read every wav.scp file as WAV and cannot. Fix, to use the data with Kaldi too: "
+            "convert them to PCM WAV, e.g. `ffmpeg -i in.wav -c:a pcm_s16le out.wav` or "
+            "`sox -t mp3 in.wav out.wav` (sox goes by the name unless -t says the type), and point wav.scp at the "
+            "converted files.",
+            source.name,
+            len(others),
+            source.path / "wav.scp",
+            "; ".join(others[:shown]),
+            more,
+        )
+
+
 def import_set(source: Source, target: Path, utt2dur: dict[str, str] | None, check_audio: bool = True) -> DataDir:
     """Write one (already validated) source's tables to ``target``, with utt2dur when given; validate the copy."""
     target.mkdir(parents=True, exist_ok=True)
@@ -192,6 +217,8 @@ def prepare(
     sources = [Source.read(name, path) for name, path in paths.items()]
     durations = {}
     for source in sources:
+        if check_audio:
+            warn_not_wav(source)
         if "utt2dur" not in source.tables:
             how = "segments" if "segments" in source.tables else "the audio"
             log.info("%s: no utt2dur in %s, computing it from %s", source.name, source.path, how)

@@ -631,3 +631,25 @@ def test_kaldi_import_reports_every_failing_wav_scp_command_with_its_line(fsdd_k
     assert re.search(r"command 'cat '.*\.missing\.wav'' failed: cat: .*\.missing\.wav", first), first  # its stderr
     assert f"... and {len(broken) - 20} more entries." in caplog.text
     assert not out.exists()  # measured before anything is written
+
+
+def test_kaldi_import_warns_about_audio_that_is_not_wav_whatever_its_name(fsdd_kaldi_dir, tmp_path, caplog):
+    if "MP3" not in soundfile.available_formats():
+        pytest.skip(f"this libsndfile ({soundfile.__libsndfile_version__}) cannot write MP3 (needs >= 1.1)")
+    wav_scp = read_table(fsdd_kaldi_dir / "wav.scp")
+    utts = sorted(wav_scp)[:7]
+    for utt in utts:  # real recordings, re-encoded as MP3 under a .wav name
+        samples, rate = soundfile.read(wav_scp[utt])
+        disguised = tmp_path / "mp3" / f"{utt}.wav"
+        disguised.parent.mkdir(exist_ok=True)
+        soundfile.write(disguised, samples, rate, format="MP3")
+        wav_scp[utt] = str(disguised)
+    (fsdd_kaldi_dir / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p in wav_scp.items()), encoding="utf-8")
+    copy = import_accepted_by_kaldi(fsdd_kaldi_dir, tmp_path / "data")
+    warning = next(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert f"train: 7 file(s) in {fsdd_kaldi_dir / 'wav.scp'} are not WAV files" in warning
+    for number, utt in enumerate(utts[:5], start=1):  # the first five, then a count
+        assert f"line {number} '{tmp_path / 'mp3' / utt}.wav' is MP3" in warning
+    assert utts[5] not in warning and "and 2 more" in warning
+    assert "Kaldi's tools" in warning and "ffmpeg -i in.wav" in warning
+    assert validate(copy).wav_scp == wav_scp  # the recipe itself reads them
