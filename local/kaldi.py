@@ -11,18 +11,26 @@ For each ``NAME=PATH``:
 
 1. the source directory is validated (:func:`speechrecipe.datadir.validate`,
    Kaldi's ``validate_data_dir.sh`` checks plus a header read of every audio
-   file), so any error names the user's own file and line; all sources are
-   checked before anything is written;
+   file; what step 2 normalizes is let through), so any error names the
+   user's own file and line; all sources are checked before anything is
+   written;
 2. its tables ``wav.scp``, ``text``, ``utt2spk``, ``spk2utt`` and, when present,
-   ``segments`` and ``utt2dur`` are copied byte for byte into
-   ``<out-dir>/<NAME>/`` -- nothing is normalized or re-sorted, and the source
-   is never modified (transcripts are used as the user wrote them; other
-   files such as ``feats.scp`` or ``cmvn.scp`` are not imported: the recipe
-   computes its own features);
+   ``segments`` and ``utt2dur`` are copied into ``<out-dir>/<NAME>/`` as they
+   are, except for what Kaldi tolerates or what is plainly an encoding accident
+   (:func:`speechrecipe.datadir.normalize_table`: CRLF line ends, a UTF-8
+   byte-order mark, a missing last newline, a tab or several spaces after the
+   id), made canonical with one log line per kind of change naming the files
+   and how many lines it touched. Ids are not re-sorted, transcripts are used
+   as the user wrote them, and the source is never modified (other files such
+   as ``feats.scp`` or ``cmvn.scp`` are not imported: the recipe computes its
+   own features);
 3. ``utt2dur`` is computed when the source has none: from ``segments`` (end -
    start) or else from the audio headers (a ``wav.scp`` command ending in
-   ``|`` is run to measure it);
-4. the copy is validated.
+   ``|`` is run to measure it; every command that fails is reported with its
+   line), for every set before anything is written;
+4. a ``wav.scp`` file that is not WAV whatever its name (an MP3 called
+   ``.wav``) is named in a warning: the recipe decodes it, Kaldi's tools cannot;
+5. the copy is validated.
 
 Relative paths in ``wav.scp`` are copied unchanged. Kaldi resolves them
 against the directory the tools run in -- the recipe root (``egs/<corpus>/s5``)
@@ -41,17 +49,17 @@ import argparse
 import logging
 import os
 import re
-import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from speechrecipe.audio import AudioError, duration
+from speechrecipe.audio import KALDI_READABLE_FORMATS, AudioError, duration, file_format
 from speechrecipe.cli import run_preparation
 from speechrecipe.corpus import CorpusError
-from speechrecipe.datadir import DataDir, DataDirError, validate
-from speechrecipe.fileio import atomic_path, read_table, write_table
+from speechrecipe.datadir import TABLE_FIXES, DataDir, DataDirError, listing, normalize_table, validate
+from speechrecipe.fileio import atomic_path, split_key, write_table
 
 log = logging.getLogger("kaldi")
 
@@ -81,52 +89,103 @@ def parse_sets(specs: list[str]) -> dict[str, Path]:
     return sets
 
 
-def copy_file(source: Path, target: Path) -> None:
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
+@dataclass
+class Source:
+    """One ``--set NAME=PATH``: its tables as they will be imported, and what normalizing them changed."""
+
+    name: str
+    path: Path
+    tables: dict[str, bytes]  # file name -> normalized content
+    fixes: dict[str, dict[str, int]]  # kind of change (TABLE_FIXES) -> {file name: lines changed}
+
+    @classmethod
+    def read(cls, name: str, path: Path) -> Source:
+        tables, fixes = {}, {}
+        for table in REQUIRED + OPTIONAL:
+            if (path / table).is_file():
+                tables[table], changed = normalize_table((path / table).read_bytes())
+                for kind, lines in changed.items():
+                    fixes.setdefault(kind, {})[table] = lines
+        return cls(name, path, tables, fixes)
+
+    def rows(self, table: str) -> list[tuple[int, str, str]]:
+        """(line number, key, value) of each line of a (validated, normalized) table."""
+        lines = self.tables[table].decode("utf-8").split("\n")[:-1]  # every line ends in a newline
+        return [(number, *split_key(line)) for number, line in enumerate(lines, start=1)]
 
 
-def compute_utt2dur(source: Path) -> dict[str, str]:
-    """utt2dur values (seconds, 3 decimals) from segments, or from the audio of wav.scp."""
-    if (source / "segments").is_file():
+def compute_utt2dur(source: Source) -> dict[str, str]:
+    """utt2dur values (seconds, 3 decimals) from segments, or from the audio of wav.scp.
+
+    Every wav.scp entry that cannot be measured (a failing command, most often) is reported at
+    once, with its line, as validation reports unreadable audio files.
+    """
+    if "segments" in source.tables:
         durations = {}
-        for utt, value in read_table(source / "segments").items():
+        for _, utt, value in source.rows("segments"):
             _, start, end = value.split()
             durations[utt] = float(end) - float(start)
-    else:
-        wav_scp = read_table(source / "wav.scp")
-        durations = {}
-        for utt, entry in tqdm(wav_scp.items(), desc=f"utt2dur {source.name}", unit="file", disable=None, leave=False):
-            try:
-                durations[utt] = duration(entry)
-            except AudioError as e:
-                raise AudioError(f"{source / 'wav.scp'}: '{utt}': {e}") from e
+        return {utt: f"{d:.3f}" for utt, d in durations.items()}
+    durations, failures = {}, []
+    wav_scp = source.rows("wav.scp")
+    for number, utt, entry in tqdm(wav_scp, desc=f"utt2dur {source.name}", unit="file", disable=None, leave=False):
+        try:
+            durations[utt] = duration(entry)
+        except AudioError as e:
+            failures.append(f"{source.path / 'wav.scp'} line {number}: '{utt}': {e}")
+    if failures:
+        raise AudioError(
+            f"set '{source.name}': {len(failures)} of {len(wav_scp)} wav.scp entries cannot be read to measure "
+            "utt2dur. Fix: correct these commands or the files they read (run one by hand to see the whole "
+            "error), then import again:\n" + listing(failures, "entries")
+        )
     return {utt: f"{d:.3f}" for utt, d in durations.items()}
 
 
-def import_set(name: str, source: Path, target: Path, check_audio: bool = True) -> DataDir:
-    """Copy one (already validated) data directory to ``target``, adding utt2dur; validate the copy."""
+def warn_not_wav(source: Source, shown: int = 5) -> None:
+    """Warn about wav.scp files that hold another format than WAV: Kaldi's tools cannot read them."""
+    others = []
+    for number, _, entry in source.rows("wav.scp"):
+        found = file_format(entry, base=Path.cwd())
+        if found is not None and found not in KALDI_READABLE_FORMATS:
+            others.append(f"line {number} '{entry}' is {found}")
+    if others:
+        more = f" and {len(others) - shown} more" if len(others) > shown else ""
+        log.warning(
+            "%s: %d file(s) in %s are not WAV files, whatever their names say (%s%s). This recipe decodes them, "
+            "but Kaldi's tools read every wav.scp file as WAV and cannot. Fix, to use the data with Kaldi too: "
+            "convert them to PCM WAV, e.g. `ffmpeg -i in.wav -c:a pcm_s16le out.wav` or "
+            "`sox -t mp3 in.wav out.wav` (sox goes by the name unless -t says the type), and point wav.scp at the "
+            "converted files.",
+            source.name,
+            len(others),
+            source.path / "wav.scp",
+            "; ".join(others[:shown]),
+            more,
+        )
+
+
+def import_set(source: Source, target: Path, utt2dur: dict[str, str] | None, check_audio: bool = True) -> DataDir:
+    """Write one (already validated) source's tables to ``target``, with utt2dur when given; validate the copy."""
     target.mkdir(parents=True, exist_ok=True)
     for table in REQUIRED + OPTIONAL:
-        if (source / table).is_file():
-            copy_file(source / table, target / table)
+        if table in source.tables:
+            with atomic_path(target / table) as tmp:
+                tmp.write_bytes(source.tables[table])
         elif (target / table).exists():
             (target / table).unlink()  # from an earlier import of another source
-    if not (source / "utt2dur").is_file():
-        log.info(
-            "%s: no utt2dur in %s, computing it from %s",
-            name,
-            source,
-            "segments" if (source / "segments").is_file() else "the audio",
-        )
-        write_table(target / "utt2dur", compute_utt2dur(source))
-    skipped = sorted(p.name for p in source.iterdir() if p.is_file() and p.name not in REQUIRED + OPTIONAL)
+    if utt2dur is not None:
+        write_table(target / "utt2dur", utt2dur)
+    for kind, tables in source.fixes.items():
+        touched = ", ".join(f"{table} ({lines} line{'s' if lines > 1 else ''})" for table, lines in tables.items())
+        log.info("%s: %s in the copy of %s: %s", source.name, TABLE_FIXES[kind], source.path, touched)
+    skipped = sorted(p.name for p in source.path.iterdir() if p.is_file() and p.name not in REQUIRED + OPTIONAL)
     if skipped:
-        log.info("%s: not imported from %s: %s", name, source, " ".join(skipped))
+        log.info("%s: not imported from %s: %s", source.name, source.path, " ".join(skipped))
     try:
         return validate(target, check_audio=check_audio)
     except DataDirError as e:
-        raise DataDirError(f"the copy of {source} for set '{name}' does not validate:\n{e}") from e
+        raise DataDirError(f"the copy of {source.path} for set '{source.name}' does not validate:\n{e}") from e
 
 
 def prepare(
@@ -134,31 +193,41 @@ def prepare(
 ) -> dict[str, DataDir]:
     """Import every ``name -> source`` data directory into ``out_dir/name``; returns the copies by name."""
     out_dir = Path(out_dir)
-    sources = {name: Path(path) for name, path in sets.items()}
-    for name, source in sources.items():
-        if not source.is_dir():
+    paths = {name: Path(path) for name, path in sets.items()}
+    for name, path in paths.items():
+        if not path.is_dir():
             raise KaldiImportError(
-                f"--set {name}={source}: no such directory. Fix: give the path of a Kaldi/ESPnet "
+                f"--set {name}={path}: no such directory. Fix: give the path of a Kaldi/ESPnet "
                 "data directory (the folder holding wav.scp, text, utt2spk, spk2utt)."
             )
-        if (out_dir / name).resolve() == source.resolve():
+        if (out_dir / name).resolve() == path.resolve():
             raise KaldiImportError(
-                f"--set {name}={source}: the source is the destination {out_dir / name}. "
+                f"--set {name}={path}: the source is the destination {out_dir / name}. "
                 "Fix: choose another --out-dir; the source is never modified."
             )
-    for name, source in sources.items():
+    for name, path in paths.items():
         try:
-            validate(source, check_audio=check_audio)
+            # What normalize_table fixes is let through here: the copy is made without it and validated strictly.
+            validate(path, check_audio=check_audio, tolerate_normalizable=True)
         except DataDirError as e:
             raise DataDirError(
-                f"source data directory for set '{name}' ({source}) is invalid; "
+                f"source data directory for set '{name}' ({path}) is invalid; "
                 f"fix these in the source and import again:\n{e}"
             ) from e
+    sources = [Source.read(name, path) for name, path in paths.items()]
+    durations = {}
+    for source in sources:
+        if check_audio:
+            warn_not_wav(source)
+        if "utt2dur" not in source.tables:
+            how = "segments" if "segments" in source.tables else "the audio"
+            log.info("%s: no utt2dur in %s, computing it from %s", source.name, source.path, how)
+            durations[source.name] = compute_utt2dur(source)
     imported = {}
-    for name, source in sources.items():
-        d = import_set(name, source, out_dir / name, check_audio)
-        log.info("%-10s %s (from %s)", name, d.summary(), source)
-        imported[name] = d
+    for source in sources:
+        d = import_set(source, out_dir / source.name, durations.get(source.name), check_audio)
+        log.info("%-10s %s (from %s)", source.name, d.summary(), source.path)
+        imported[source.name] = d
     return imported
 
 

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+KALDI = ROOT.parent / "shared" / "tools" / "kaldi"  # Kaldi's own utils/, to check the recipe against
 sys.path.insert(0, str(ROOT / "workflow"))
 
 
@@ -55,6 +57,27 @@ def run_script(*args, check=True, **kwargs) -> subprocess.CompletedProcess:
         check=check,
         **kwargs,
     )
+
+
+def kaldi_validate_data_dir(data: pathlib.Path) -> tuple[bool, str]:
+    """Kaldi's own ``utils/validate_data_dir.sh --no-feats`` on ``data``: (accepted, what it printed).
+
+    Skips the test when Kaldi's utils (``../shared/tools/kaldi``) or perl are missing.
+    """
+    if not (KALDI / "utils" / "validate_data_dir.sh").is_file():
+        pytest.skip(f"Kaldi's utils not found at {KALDI} (the shared tools folder beside the project)")
+    if shutil.which("perl") is None:
+        pytest.skip("perl is not installed; Kaldi's validate_data_dir.sh needs it")
+    result = subprocess.run(
+        ["bash", "utils/validate_data_dir.sh", "--no-feats", str(data.absolute())],
+        cwd=KALDI,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    # Some of its refusals end in `echo ... && exit;`, status 0: only its last line says it passed.
+    accepted = result.returncode == 0 and "Successfully validated data-directory" in result.stdout
+    return accepted, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import re
 import subprocess
@@ -18,7 +19,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from speechrecipe.datadir import DataDirError, validate
+from conftest import kaldi_validate_data_dir, write_fsdd_data_dir
+from speechrecipe.datadir import BOM, DataDirError, validate
 from speechrecipe.fileio import read_table
 from speechrecipe.text import DIGIT_WORDS, normalize
 
@@ -532,3 +534,125 @@ def test_kaldi_import_errors_name_the_source(tmp_path, kaldi_audio, caplog):
         kaldi.prepare(out, {"train": tmp_path / "nope"})
     with pytest.raises(kaldi.KaldiImportError, match="the source is the destination"):
         kaldi.prepare(good.parent, {"train": good})
+
+
+# --------------------------------------------------------------------------- Kaldi data directories as users have them
+# Each imports into a copy that Kaldi's own validate_data_dir.sh accepts, saying what it changed, or is refused
+# with every problem named (file, line, what is wrong).
+
+TABLES = ("wav.scp", "text", "utt2spk", "spk2utt")
+
+
+@pytest.fixture
+def fsdd_kaldi_dir(tmp_path, fsdd_recordings) -> Path:
+    """A valid Kaldi data dir (no utt2dur) of real FSDD recordings: george and jackson, every digit, takes 5 and 6."""
+    source = write_fsdd_data_dir(tmp_path / "kaldi" / "train", fsdd_recordings, ["george", "jackson"], [5, 6])
+    (source / "utt2dur").unlink()
+    return source
+
+
+def import_accepted_by_kaldi(source: Path, out: Path) -> Path:
+    """Import ``source`` as set 'train' under ``out``; check the source is untouched and Kaldi accepts the copy."""
+    before = snapshot(source)
+    assert load_script("kaldi").main(["--out-dir", str(out), "--set", f"train={source}"]) == 0
+    assert snapshot(source) == before
+    accepted, kaldi_says = kaldi_validate_data_dir(out / "train")
+    assert accepted, kaldi_says
+    return out / "train"
+
+
+def crlf_line_ends(source: Path) -> tuple[str, str]:  # a Windows editor
+    for table in TABLES:
+        (source / table).write_bytes((source / table).read_bytes().replace(b"\n", b"\r\n"))
+    return "CRLF line ends made LF", "wav.scp (40 lines), text (40 lines), utt2spk (40 lines), spk2utt (2 lines)"
+
+
+def byte_order_mark(source: Path) -> tuple[str, str]:  # Notepad's "UTF-8" until 2019
+    (source / "text").write_bytes(BOM + (source / "text").read_bytes())
+    return "UTF-8 byte-order mark removed", "text (1 line)"
+
+
+def tab_after_the_id(source: Path) -> tuple[str, str]:  # a spreadsheet's export
+    for table in ("wav.scp", "text"):
+        rows = (source / table).read_text(encoding="utf-8").splitlines()
+        (source / table).write_text("".join(r.replace(" ", "\t", 1) + "\n" for r in rows), encoding="utf-8")
+    return "tab or several spaces/tabs after the id made one space", "wav.scp (40 lines), text (40 lines)"
+
+
+def last_line_without_newline(source: Path) -> tuple[str, str]:
+    (source / "utt2spk").write_bytes((source / "utt2spk").read_bytes().rstrip(b"\n"))
+    return "newline added after the last line", "utt2spk (1 line)"
+
+
+ACCIDENTS = [crlf_line_ends, byte_order_mark, tab_after_the_id, last_line_without_newline]
+
+
+@pytest.mark.parametrize("accident", ACCIDENTS, ids=[a.__name__ for a in ACCIDENTS])
+def test_kaldi_import_makes_tolerated_forms_and_encoding_accidents_canonical_and_says_so(
+    accident, fsdd_kaldi_dir, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO)
+    intended = {table: (fsdd_kaldi_dir / table).read_bytes() for table in TABLES}
+    change, touched = accident(fsdd_kaldi_dir)
+    copy = import_accepted_by_kaldi(fsdd_kaldi_dir, tmp_path / "data")
+    assert f"train: {change} in the copy of {fsdd_kaldi_dir}: {touched}" in caplog.text
+    assert {table: (copy / table).read_bytes() for table in TABLES} == intended
+    assert len(read_table(copy / "utt2dur")) == 40
+
+
+def test_kaldi_import_keeps_empty_transcripts_as_kaldi_does(fsdd_kaldi_dir, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    rows = (fsdd_kaldi_dir / "text").read_text(encoding="utf-8").splitlines()
+    assert rows[6].startswith("george-3_05 ")
+    rows[6] = "george-3_05"  # e.g. a recording of silence or noise
+    (fsdd_kaldi_dir / "text").write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    copy = import_accepted_by_kaldi(fsdd_kaldi_dir, tmp_path / "data")
+    assert (copy / "text").read_bytes() == (fsdd_kaldi_dir / "text").read_bytes()
+    assert validate(copy).text["george-3_05"] == ""
+    assert "1 utterance(s) with an empty transcript, kept as Kaldi keeps them (e.g. george-3_05)" in caplog.text
+
+
+def test_kaldi_import_reports_every_failing_wav_scp_command_with_its_line(fsdd_kaldi_dir, tmp_path, caplog):
+    rows = [line.split(" ", 1) for line in (fsdd_kaldi_dir / "wav.scp").read_text(encoding="utf-8").splitlines()]
+    broken = {}  # line number -> utterance, for 32 of the 40 commands: more than the 20 listed
+    lines = []
+    for number, (utt, path) in enumerate(rows, start=1):
+        if number % 5 != 1:
+            path = path.replace(".wav", ".missing.wav")
+            broken[number] = utt
+        lines.append(f"{utt} cat '{path}' |\n")
+    (fsdd_kaldi_dir / "wav.scp").write_text("".join(lines), encoding="utf-8")
+    assert len(broken) > 20
+    out = tmp_path / "data"
+    assert load_script("kaldi").main(["--out-dir", str(out), "--set", f"train={fsdd_kaldi_dir}"]) == 1
+    assert f"set 'train': {len(broken)} of 40 wav.scp entries cannot be read to measure utt2dur" in caplog.text
+    listed = [
+        n for n, utt in broken.items() if f"{fsdd_kaldi_dir / 'wav.scp'} line {n}: '{utt}': command" in caplog.text
+    ]
+    assert listed == sorted(broken)[:20]
+    first = next(line for line in caplog.text.splitlines() if f"wav.scp line {min(broken)}:" in line)
+    assert re.search(r"command 'cat '.*\.missing\.wav'' failed: cat: .*\.missing\.wav", first), first  # its stderr
+    assert f"... and {len(broken) - 20} more entries." in caplog.text
+    assert not out.exists()  # measured before anything is written
+
+
+def test_kaldi_import_warns_about_audio_that_is_not_wav_whatever_its_name(fsdd_kaldi_dir, tmp_path, caplog):
+    if "MP3" not in soundfile.available_formats():
+        pytest.skip(f"this libsndfile ({soundfile.__libsndfile_version__}) cannot write MP3 (needs >= 1.1)")
+    wav_scp = read_table(fsdd_kaldi_dir / "wav.scp")
+    utts = sorted(wav_scp)[:7]
+    for utt in utts:  # real recordings, re-encoded as MP3 under a .wav name
+        samples, rate = soundfile.read(wav_scp[utt])
+        disguised = tmp_path / "mp3" / f"{utt}.wav"
+        disguised.parent.mkdir(exist_ok=True)
+        soundfile.write(disguised, samples, rate, format="MP3")
+        wav_scp[utt] = str(disguised)
+    (fsdd_kaldi_dir / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p in wav_scp.items()), encoding="utf-8")
+    copy = import_accepted_by_kaldi(fsdd_kaldi_dir, tmp_path / "data")
+    warning = next(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert f"train: 7 file(s) in {fsdd_kaldi_dir / 'wav.scp'} are not WAV files" in warning
+    for number, utt in enumerate(utts[:5], start=1):  # the first five, then a count
+        assert f"line {number} '{tmp_path / 'mp3' / utt}.wav' is MP3" in warning
+    assert utts[5] not in warning and "and 2 more" in warning
+    assert "Kaldi's tools" in warning and "ffmpeg -i in.wav" in warning
+    assert validate(copy).wav_scp == wav_scp  # the recipe itself reads them

@@ -1,13 +1,16 @@
 """Data directories: a valid one passes, each kind of breakage is reported with file, line and fix."""
 
+import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
+from conftest import kaldi_validate_data_dir
 from speechrecipe.audio import AudioError, check_audio_entry, duration, read_audio
-from speechrecipe.datadir import DataDir, DataDirError, validate
+from speechrecipe.datadir import BOM, DataDir, DataDirError, normalize_table, validate
 
 RATE = 16000
 
@@ -83,12 +86,57 @@ def test_missing_audio_file(good):
     assert "does not exist" in message
 
 
-def test_empty_transcript(good):
+def test_a_tab_after_the_id_and_an_empty_transcript_are_accepted_as_kaldi_accepts_them(good, caplog):
     rows = lines(good / "text")
-    write_lines(good / "text", [rows[0], "spkA-u2", rows[2]])
+    write_lines(good / "text", [rows[0].replace(" ", "\t", 1), "spkA-u2", rows[2].replace(" ", " \t  ", 1)])
+    wav_scp = lines(good / "wav.scp")
+    write_lines(good / "wav.scp", [wav_scp[0].replace(" ", "\t", 1), *wav_scp[1:]])
+    accepted, kaldi_says = kaldi_validate_data_dir(good)
+    assert accepted, kaldi_says
+    with caplog.at_level(logging.INFO):
+        d = validate(good)
+    assert d.text == {"spkA-u1": "HELLO WORLD", "spkA-u2": "", "spkB-u1": "ONE TWO THREE"}
+    assert d.wav_scp["spkA-u1"] == str(good.parent / "audio files" / "spkA-u1.wav")  # the space in it kept
+    assert f"{good / 'text'}: 1 utterance(s) with an empty transcript, kept as Kaldi keeps them" in caplog.text
+
+
+def test_byte_order_mark_is_named_not_taken_for_a_wrong_id(good):
+    (good / "text").write_bytes(BOM + (good / "text").read_bytes())
+    assert not kaldi_validate_data_dir(good)[0]
     message = problem(good)
-    assert f"{good / 'text'} line 2: utterance 'spkA-u2' has an empty transcript" in message
-    assert "fix_data_dir.sh" in message
+    assert "1 problem(s)" in message, message  # not the sorting and missing-id messages it used to cause
+    assert f"{good / 'text'} line 1: the file starts with a UTF-8 byte-order mark" in message
+    assert "Fix: save the file as UTF-8 without BOM" in message and "local/kaldi.py" in message
+    assert validate(good, tolerate_normalizable=True).text["spkA-u1"] == "HELLO WORLD"
+
+
+def test_crlf_line_ends_are_named(good):
+    for table in ("text", "utt2spk"):
+        (good / table).write_bytes((good / table).read_bytes().replace(b"\n", b"\r\n"))
+    assert not kaldi_validate_data_dir(good)[0]
+    message = problem(good)
+    assert "2 problem(s)" in message, message
+    for table in ("text", "utt2spk"):
+        assert f"{good / table} line 1: carriage return (CRLF line ends) on 3 of 3 line(s)" in message
+    assert "dos2unix" in message and "local/kaldi.py" in message
+    d = validate(good, tolerate_normalizable=True)
+    assert d.text["spkB-u1"] == "ONE TWO THREE" and d.utt2spk["spkB-u1"] == "spkB"
+
+
+def test_last_line_without_newline_is_named(good):
+    (good / "utt2spk").write_bytes((good / "utt2spk").read_bytes().rstrip(b"\n"))
+    assert not kaldi_validate_data_dir(good)[0]
+    message = problem(good)
+    assert f"{good / 'utt2spk'} line 3: no newline at the end of the last line" in message
+    validate(good, tolerate_normalizable=True)
+
+
+def test_normalize_table_makes_what_kaldi_tolerates_canonical_and_counts_each_change():
+    raw = BOM + b"u1\tHELLO  WORLD\r\nu2 \t\r\nu3 x\r\nu4   y z"
+    fixed, changed = normalize_table(raw)
+    assert fixed == b"u1 HELLO  WORLD\nu2\nu3 x\nu4 y z\n"  # spaces inside the value are the value's
+    assert changed == Counter(bom=1, crlf=3, separator=3, final_newline=1)
+    assert normalize_table(fixed) == (fixed, Counter())
 
 
 def test_utt2spk_spk2utt_mismatch(good):
@@ -151,21 +199,14 @@ def test_text_and_wav_scp_cover_different_utterances(good):
     assert f"{good / 'wav.scp'} line 3: utterance 'spkB-u2' has no entry in {good / 'text'}" in message
 
 
-def test_tab_separated_line(good):
-    rows = lines(good / "text")
-    write_lines(good / "text", [rows[0].replace(" ", "\t", 1), *rows[1:]])
-    message = problem(good)
-    assert f"{good / 'text'} line 1: the line starts with a space, or its id 'spkA-u1\\tHELLO'" in message
-
-
 def test_every_problem_is_reported_at_once(good):
     rows = lines(good / "text")
-    write_lines(good / "text", [rows[1], rows[0], "spkB-u1"])
+    write_lines(good / "text", [rows[1], rows[0], "spkB-u1 ONE\x07TWO"])
     (good.parent / "audio files" / "spkA-u1.wav").unlink()
     message = problem(good)
     assert "3 problem(s)" in message
     assert "line 2: 'spkA-u1' comes after" in message
-    assert "line 3: utterance 'spkB-u1' has an empty transcript" in message
+    assert "line 3: non-printable character '\\x07' in the transcript of 'spkB-u1'" in message
     assert "does not exist" in message
 
 

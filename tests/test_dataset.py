@@ -1,8 +1,14 @@
 import numpy as np
+import pytest
+import torch
 
+from speechrecipe import tokens
+from speechrecipe.archive import matrix_writer
 from speechrecipe.augment import keyed_rng, spec_augment
 from speechrecipe.batching import bucket_batches, epoch_order, training_batches
+from speechrecipe.ctc_task import CTCTask
 from speechrecipe.dataset import FeatureSet
+from speechrecipe.fileio import write_table
 from speechrecipe.tokens import Tokenizer
 
 
@@ -78,3 +84,30 @@ def test_feature_set_drops_utterances_too_short_for_their_transcript(fsdd_featur
     kept = FeatureSet(fsdd_features / "fbank/dev", "utterance", tok, subsampling_factor=capacity[10] + 1)
     assert 0 < len(kept) < 20
     assert "too short" in caplog.text
+
+
+def test_an_empty_transcript_is_kept_and_trains_ctc_towards_blanks(tmp_path):
+    """Kaldi data dirs may hold empty transcripts (validation accepts them, as Kaldi does): the tokenizer trains
+    on such text, FeatureSet keeps the utterance with no targets, and its CTC loss is that of all blanks."""
+    texts = {"spk-1": "ONE TWO", "spk-2": "", "spk-3": "THREE"}
+    tokenizer = tokens.train(list(texts.values()), tmp_path / "tokens" / "sp.model", "char", 30)
+    feat_dir = tmp_path / "fbank"
+    rng = np.random.default_rng(0)
+    with matrix_writer(feat_dir / "feats.ark", feat_dir / "feats.scp") as write:
+        for utt in texts:
+            write(utt, rng.standard_normal((40, 8)).astype(np.float32))
+    write_table(feat_dir / "text", texts)
+    write_table(feat_dir / "utt2spk", {utt: "spk" for utt in texts})
+    write_table(feat_dir / "utt2num_frames", dict.fromkeys(texts, "40"))
+    data = FeatureSet(feat_dir, "utterance", tokenizer)
+    assert [(u.utt, u.text, bool(u.tokens)) for u in data.utterances] == [
+        ("spk-1", "ONE TWO", True),
+        ("spk-2", "", False),
+        ("spk-3", "THREE", True),
+    ]
+    task = CTCTask(None, data, data)  # batches and loss only: no network needed
+    log_probs = torch.randn(3, 40, tokenizer.vocab_size, generator=torch.Generator().manual_seed(0)).log_softmax(-1)
+    whole = task.loss((log_probs, torch.full((3,), 40)), task.batch_maker.make([0, 1, 2], 1, 0, 1), "cpu")
+    assert torch.isfinite(whole)
+    alone = task.loss((log_probs[1:2], torch.full((1,), 40)), task.batch_maker.make([1], 1, 0, 1), "cpu")
+    assert alone.item() == pytest.approx(-log_probs[1, :, 0].sum().item(), rel=1e-5)  # blank (id 0) throughout

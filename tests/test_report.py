@@ -29,6 +29,7 @@ from test_recipe import TINY, snakemake
 from conftest import ROOT
 from speechrecipe import plots
 from speechrecipe.results import read_results
+from speechrecipe.scoring import score
 
 CHECK_HEAD = ROOT / "tests/report/check_head.js"
 CHECK_REPORT = ROOT / "tests/report/check_report.js"
@@ -109,6 +110,20 @@ def test_confusions_of_words_from_per_utt(tmp_path):
     (tmp_path / "bad").write_text("u1 ref ONE TWO\nu1 hyp ONE\n")
     with pytest.raises(ValueError, match="not aligned"):
         plots.read_per_utt(tmp_path / "bad")
+
+
+def test_per_utt_as_score_writes_it_reads_back(tmp_path):
+    """score() centres each column as Kaldi does (several spaces between words): the reader is not thrown by it."""
+    result = score({"u1": "ONE TWO THREE", "u2": "NINE"}, {"u1": "ONE FOURTEEN", "u2": "NINE SEVEN"})
+    (tmp_path / "per_utt").write_text("\n".join(result.per_utt) + "\n")
+    assert "u1 ref  ONE     TWO    THREE" in result.per_utt
+    assert plots.read_per_utt(tmp_path / "per_utt") == [
+        ("ONE", "ONE"),
+        ("TWO", "FOURTEEN"),
+        ("THREE", plots.EPS),
+        ("NINE", "NINE"),
+        (plots.EPS, "SEVEN"),
+    ]
 
 
 def write_tsv(path: Path, text: str) -> Path:

@@ -1,3 +1,9 @@
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import KALDI
 from speechrecipe.scoring import edit_distance, parse_kaldi_line, score
 
 
@@ -25,11 +31,59 @@ def test_missing_hypothesis_counts_as_deletions():
 
 def test_per_utt_has_kaldi_alignment_lines():
     result = score({"a": "ONE TWO THREE", "b": "FIVE"}, {"a": "ONE THREE", "b": "FIVE NINE"})
-    lines = {tuple(line.split(" ", 2)[:2]): line.split(" ", 2)[2] for line in result.per_utt}
-    assert lines["a", "ref"] == "ONE TWO THREE" and lines["a", "hyp"] == "ONE *** THREE"
-    assert lines["a", "op"] == "C D C" and lines["a", "#csid"] == "2 0 0 1"
-    assert lines["b", "ref"] == "FIVE ***" and lines["b", "hyp"] == "FIVE NINE"
-    assert lines["b", "op"] == "C I" and lines["b", "#csid"] == "1 0 1 0"
+    assert result.per_utt == [
+        "a ref  ONE  TWO  THREE",
+        "a hyp  ONE  ***  THREE",
+        "a op    C    D     C  ",
+        "a #csid 2 0 0 1",
+        "b ref  FIVE   ***",
+        "b hyp  FIVE  NINE",
+        "b op     C     I ",
+        "b #csid 1 0 1 0",
+    ]
+
+
+def test_an_empty_reference_counts_the_hypothesis_words_as_insertions():
+    # Kaldi's data directories allow empty transcripts; Kaldi's compute-wer counts what was recognized as insertions.
+    result = score({"a": "ONE TWO", "b": "", "c": ""}, {"a": "ONE TWO", "b": "SEVEN EIGHT", "c": ""})
+    assert (result.wer.ins, result.wer.dels, result.wer.subs, result.wer.total) == (2, 0, 0, 2)
+    assert result.wer.kaldi_line() == "%WER 100.00 [ 2 / 2, 2 ins, 0 del, 0 sub ]"
+    assert (result.cer.ins, result.cer.total) == (10, 6)
+    assert result.per_utt[4:] == [
+        "b ref   ***    *** ",
+        "b hyp  SEVEN  EIGHT",
+        "b op     I      I  ",
+        "b #csid 0 0 2 0",
+        "c ref  ",
+        "c hyp  ",
+        "c op   ",
+        "c #csid 0 0 0 0",
+    ]
+
+
+def test_per_utt_is_laid_out_exactly_as_kaldis_wer_per_utt_details():
+    """The same alignments through Kaldi's own utils/scoring/wer_per_utt_details.pl, as its scoring scripts run it."""
+    script = KALDI / "utils" / "scoring" / "wer_per_utt_details.pl"
+    if not script.is_file() or shutil.which("perl") is None:
+        pytest.skip(f"needs perl and Kaldi's {script} (the shared tools folder beside the project)")
+    refs = {"u1": "ONE TWO THREE", "u2": "I SEE", "u3": "", "u4": "SEVENTEEN A", "u5": "ÉTÉ ÇA", "u6": ""}
+    hyps = {"u1": "ONE TOO THREE FOUR", "u2": "EYE", "u3": "OH NO", "u4": "SEVEN TEEN A", "u5": "ÉTÉ ÇA VA", "u6": ""}
+    result = score(refs, hyps)
+    # align-text's output for the same alignments: `utt ref hyp ; ref hyp ; ...`, '***' for no word.
+    columns = {}
+    for line in result.per_utt:
+        utt, kind, *words = line.split()
+        columns.setdefault(utt, {})[kind] = words
+    align_text = "".join(
+        f"{utt} {' ; '.join(f'{r} {h}' for r, h in zip(c['ref'], c['hyp']))}\n" for utt, c in columns.items()
+    )
+    kaldi = subprocess.run(
+        ["perl", str(script), "--special-symbol", "***"],
+        input=align_text.encode(),
+        capture_output=True,
+        check=True,
+    )
+    assert kaldi.stdout.decode() == "\n".join(result.per_utt) + "\n"
 
 
 def test_edit_distance():

@@ -13,6 +13,7 @@ import soundfile
 
 from conftest import ROOT, run_script, write_fsdd_data_dir
 from speechrecipe.config import FeatureConfig
+from speechrecipe.datadir import BOM
 from speechrecipe.dataset import FeatureSet, TokenCoverageError
 from speechrecipe.features import compute_entry
 from speechrecipe.tokens import Tokenizer
@@ -78,11 +79,14 @@ def missing_audio(data):
     return "wav.scp", 4, "does not exist"
 
 
-def empty_transcript(data):
-    lines = rows(data / "text")
-    lines[3] = "george-3_05"
-    write_rows(data / "text", lines)
-    return "text", 4, "utterance 'george-3_05' has an empty transcript"
+def byte_order_mark(data):
+    (data / "text").write_bytes(BOM + (data / "text").read_bytes())
+    return "text", 1, "the file starts with a UTF-8 byte-order mark"
+
+
+def crlf_line_ends(data):
+    (data / "utt2spk").write_bytes((data / "utt2spk").read_bytes().replace(b"\n", b"\r\n"))
+    return "utt2spk", 1, "carriage return (CRLF line ends) on 20 of 20 line(s)"
 
 
 def non_utf8_transcript(data):
@@ -126,7 +130,8 @@ CASES = [
     unreadable_audio,
     zero_length_audio,
     missing_audio,
-    empty_transcript,
+    byte_order_mark,
+    crlf_line_ends,
     non_utf8_transcript,
     duplicate_ids,
     unsorted_ids,
@@ -146,6 +151,15 @@ def test_bad_data_dir_is_refused_with_file_line_and_fix_and_left_untouched(case,
     assert "Fix" in message, message
     assert not (data / "validation.txt").exists(), "a summary was written for an invalid directory"
     assert snapshot(data.parent.parent) == before, "the validator changed the user's files"
+
+
+def test_an_empty_transcript_is_accepted_and_counted_as_kaldi_accepts_it(data):
+    lines = rows(data / "text")
+    lines[3] = "george-3_05"  # a recording of silence or noise, say
+    write_rows(data / "text", lines)
+    result = run_script(VALIDATE, data, "--summary", data / "validation.txt")
+    assert f"{data / 'text'}: 1 utterance(s) with an empty transcript, kept as Kaldi keeps them" in result.stderr
+    assert "utterances\t20\n" in (data / "validation.txt").read_text()
 
 
 def test_audio_with_nan_samples_stops_feature_extraction_naming_the_utterance(data, tmp_path):

@@ -90,7 +90,7 @@ def read_audio(
     target_rate = rate
     try:
         if _is_pipe(entry):
-            command = entry.rstrip()[:-1]
+            command = entry.rstrip()[:-1].rstrip()
             # wav.scp pipes are Kaldi's convention and come from the corpus, not from config.
             result = subprocess.run(command, shell=True, capture_output=True, check=False)
             if result.returncode != 0:
@@ -148,6 +148,28 @@ def check_audio_entry(entry: str, base: Path | None = None) -> str | None:
     if info.frames == 0:
         return f"audio file '{entry}' is empty (0 samples). Fix: remove the utterance or replace the recording."
     return None
+
+
+# RIFF WAVE, plain or WAVE_FORMAT_EXTENSIBLE (soundfile's names): what Kaldi's wave reader takes.
+KALDI_READABLE_FORMATS = ("WAV", "WAVEX")
+
+
+def file_format(entry: str, base: Path | None = None) -> str | None:
+    """soundfile's name for the format of a wav.scp file entry (``'WAV'``, ``'MP3'``, ``'FLAC'``, ...).
+
+    None for a command, or a file that cannot be opened (:func:`check_audio_entry` reports those).
+    libsndfile goes by the content, whatever the file is called, so this recipe reads an MP3 named
+    ``.wav`` without a word; Kaldi's tools read every file entry as WAV and fail on it.
+    """
+    if _is_pipe(entry):
+        return None
+    path = Path(entry)
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    try:
+        return soundfile.info(str(path)).format
+    except Exception:  # noqa: BLE001 - missing or unreadable: not this function's report
+        return None
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

@@ -16,12 +16,17 @@ bad data fails in seconds, before any feature is computed.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .fileio import read_table, write_table
+from .fileio import read_table, split_key, write_table
+
+log = logging.getLogger(__name__)
 
 REQUIRED_FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
 KEYED_BY_UTTERANCE = ("text", "utt2spk", "utt2dur", "feats.scp", "utt2num_frames", "segments")
@@ -119,17 +124,89 @@ def _c_order(key: str) -> bytes:
     return key.encode("utf-8")
 
 
-def _read_lines(path: Path, problems: list[str]) -> list[tuple[int, str, str]] | None:
-    """(line number, key, value) of each line, or None when the file cannot be decoded."""
+BOM = "\ufeff".encode()  # a UTF-8 byte-order mark: bytes EF BB BF, invisible in most editors
+
+# What normalize_table changes, each as the log of local/kaldi.py says it. Kaldi's tools refuse the
+# first three (validate_text.pl refuses a carriage return, and in the other tables it stays part of the
+# last field; a byte-order mark becomes part of the first id; check_sorted_and_uniq refuses a last line
+# without a newline); the separator is what Kaldi's readers accept and the recipe writes canonically.
+TABLE_FIXES = {
+    "crlf": "CRLF line ends made LF",
+    "bom": "UTF-8 byte-order mark removed",
+    "final_newline": "newline added after the last line",
+    "separator": "tab or several spaces/tabs after the id made one space",
+}
+_SEPARATED = re.compile(rb"([^ \t]+)[ \t]+(.*)", re.DOTALL)
+
+
+def normalize_table(raw: bytes) -> tuple[bytes, Counter[str]]:
+    """A table's bytes with what Kaldi tolerates or what is plainly an encoding accident made canonical.
+
+    Returns the new bytes and how many lines each kind of change (a key of :data:`TABLE_FIXES`)
+    touched. Lines keep their numbers, so a problem found in the result names the original's line.
+    """
+    lines = raw.split(b"\n")
+    ends_in_newline = lines[-1] == b""
+    if ends_in_newline:
+        lines.pop()
+    changed: Counter[str] = Counter()
+    out = []
+    if lines and lines[0].startswith(BOM):
+        lines[0] = lines[0][len(BOM) :]
+        changed["bom"] += 1
+    for line in lines:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+            changed["crlf"] += 1
+        separated = _SEPARATED.fullmatch(line)
+        if separated:
+            key, rest = separated.groups()
+            canonical = key + b" " + rest if rest else key
+            if canonical != line:
+                changed["separator"] += 1
+                line = canonical
+        out.append(line + b"\n")
+    if not ends_in_newline:
+        changed["final_newline"] += 1
+    return b"".join(out), changed
+
+
+def _read_lines(
+    path: Path, problems: list[str], tolerate_normalizable: bool = False
+) -> list[tuple[int, str, str]] | None:
+    """(line number, key, value) of each line, or None when the file cannot be read.
+
+    A byte-order mark opening the file, CRLF line ends and a last line without a newline are
+    reported, named as what they are (not as the wrong ids they would make), unless
+    ``tolerate_normalizable``; in either case they are left out of the rows.
+    """
     try:
         raw = path.read_bytes()
     except OSError as e:
         problems.append(f"{path}: cannot be read ({e.strerror}).")
         return None
-    rows = []
-    for number, line_bytes in enumerate(raw.split(b"\n"), start=1):
-        if line_bytes == b"" and number == raw.count(b"\n") + 1:
-            break  # the end of a file that ends in a newline
+    on_import = "local/kaldi.py makes this change in the copy it imports"
+    lines = raw.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the end of a file that ends in a newline
+    elif not tolerate_normalizable:
+        problems.append(
+            f"{path} line {len(lines)}: no newline at the end of the last line (Kaldi's validate_data_dir.sh "
+            f"refuses the file: 'invalid newline'). Fix: `echo >> {path}`; {on_import}."
+        )
+    rows, crlf = [], []
+    for number, line_bytes in enumerate(lines, start=1):
+        if number == 1 and line_bytes.startswith(BOM):
+            line_bytes = line_bytes[len(BOM) :]
+            if not tolerate_normalizable:
+                problems.append(
+                    f"{path} line 1: the file starts with a UTF-8 byte-order mark (bytes EF BB BF, invisible in most "
+                    "editors), which Kaldi reads as part of the first id. Fix: save the file as UTF-8 without BOM, "
+                    f"e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' {path}`; {on_import}."
+                )
+        if line_bytes.endswith(b"\r"):
+            line_bytes = line_bytes[:-1]
+            crlf.append(number)
         try:
             line = line_bytes.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -141,15 +218,21 @@ def _read_lines(path: Path, problems: list[str]) -> list[tuple[int, str, str]] |
         if not line.strip():
             problems.append(f"{path} line {number}: empty line. Fix: delete it.")
             continue
-        key, _, value = line.partition(" ")
-        if not key or any(c.isspace() for c in key):
+        key, value = split_key(line)
+        if not key or any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in key):
             problems.append(
-                f"{path} line {number}: the line starts with a space, or its id {key!r} holds a tab, carriage return or other "
-                "whitespace. "
-                "Fix: separate the id from the rest of the line with a single space, e.g. `tr '\\t' ' '`."
+                f"{path} line {number}: the line starts with a space or tab, or its id {key!r} holds other "
+                "whitespace or an invisible character (a byte-order mark inside a file made by joining files?). "
+                "Fix: start each line with its id, in printable characters, then a space and the rest of the line."
             )
             continue
-        rows.append((number, key, value.strip()))
+        rows.append((number, key, value))
+    if crlf and not tolerate_normalizable:
+        problems.append(
+            f"{path} line {crlf[0]}: carriage return (CRLF line ends) on {len(crlf)} of {len(lines)} line(s): "
+            "Kaldi's tools refuse it or read it as part of the last field. "
+            f"Fix: `sed -i 's/\\r$//' {path}` (or dos2unix); {on_import}."
+        )
     return rows
 
 
@@ -172,13 +255,17 @@ def _check_sorted_unique(path: Path, rows, problems: list[str]) -> None:
         previous = key
 
 
-def validate(path: str | os.PathLike, check_audio: bool = True, allow_empty_text: bool = False) -> DataDir:
+def validate(path: str | os.PathLike, check_audio: bool = True, tolerate_normalizable: bool = False) -> DataDir:
     """Check a data directory like Kaldi's ``validate_data_dir.sh`` and return it loaded.
 
     Raises :class:`DataDirError` listing every problem found (each with file,
     line and fix). With ``check_audio`` every audio file in ``wav.scp`` is
     opened (header only) so that missing, unreadable and empty recordings are
-    caught before feature extraction.
+    caught before feature extraction. What Kaldi accepts is accepted: a tab or
+    several spaces after an id, and empty transcripts (counted in the log).
+    ``tolerate_normalizable`` lets through what :func:`normalize_table` fixes
+    (a byte-order mark, CRLF line ends, a missing last newline): for a source
+    that ``local/kaldi.py`` imports, which validates its normalized copy strictly.
     """
     path = Path(path)
     if not path.is_dir():
@@ -190,27 +277,31 @@ def validate(path: str | os.PathLike, check_audio: bool = True, allow_empty_text
     ]
     if problems:
         raise DataDirError("\n".join(problems))
-    tables = _read_tables(path, problems)
-    _check_transcripts(path, tables.get("text", []), allow_empty_text, problems)
+    tables = _read_tables(path, problems, tolerate_normalizable)
+    _check_transcripts(path, tables.get("text", []), problems)
     _check_coverage(path, tables, problems)
     _check_speaker_order(path, tables.get("utt2spk", []), problems)
     _check_spk2utt(path, tables.get("utt2spk", []), tables.get("spk2utt", []), problems)
     if check_audio and "wav.scp" in tables:
         _check_audio(path, tables["wav.scp"], problems)
     if problems:
-        shown = problems[:20]
-        more = f"\n... and {len(problems) - 20} more problems." if len(problems) > 20 else ""
-        raise DataDirError(f"{path}: {len(problems)} problem(s):\n" + "\n".join(shown) + more)
+        raise DataDirError(f"{path}: {len(problems)} problem(s):\n" + listing(problems, "problems"))
     return DataDir.load(path)
 
 
-def _read_tables(path: Path, problems: list[str]) -> dict[str, list[tuple[int, str, str]]]:
+def listing(lines: list[str], what: str, limit: int = 20) -> str:
+    """The first ``limit`` lines, one per line, then how many more ``what`` there are."""
+    more = [f"... and {len(lines) - limit} more {what}."] if len(lines) > limit else []
+    return "\n".join(lines[:limit] + more)
+
+
+def _read_tables(path: Path, problems: list[str], tolerate_normalizable: bool) -> dict[str, list[tuple[int, str, str]]]:
     """The rows of every table present, each checked for sorting and unique keys."""
     tables: dict[str, list[tuple[int, str, str]]] = {}
     for name in (*REQUIRED_FILES, *[f for f in KEYED_BY_UTTERANCE if f not in REQUIRED_FILES]):
         if not (path / name).is_file():
             continue
-        rows = _read_lines(path / name, problems)
+        rows = _read_lines(path / name, problems, tolerate_normalizable)
         if rows is None:
             continue
         tables[name] = rows
@@ -218,14 +309,18 @@ def _read_tables(path: Path, problems: list[str]) -> dict[str, list[tuple[int, s
     return tables
 
 
-def _check_transcripts(path: Path, rows, allow_empty: bool, problems: list[str]) -> None:
+def _check_transcripts(path: Path, rows, problems: list[str]) -> None:
+    empty = [utt for _, utt, transcript in rows if not transcript]
+    if empty:
+        # Kaldi accepts them (silence, noise-only recordings): CTC learns to output nothing for them,
+        # and scoring counts any word recognized in them as an insertion.
+        log.info(
+            "%s: %d utterance(s) with an empty transcript, kept as Kaldi keeps them (e.g. %s)",
+            path / "text",
+            len(empty),
+            ", ".join(empty[:3]),
+        )
     for number, utt, transcript in rows:
-        if not transcript and not allow_empty:
-            problems.append(
-                f"{path / 'text'} line {number}: utterance '{utt}' has an empty transcript. "
-                "Fix: add its transcript or remove the utterance from every file (utils/fix_data_dir.sh does the "
-                "latter)."
-            )
         bad = [c for c in transcript if unicodedata.category(c)[0] == "C"]
         if bad:
             problems.append(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -93,18 +94,34 @@ def write_table(path: str | os.PathLike, rows: dict[str, str] | Iterable[tuple[s
             f.write(f"{key} {value}\n" if value != "" else f"{key}\n")
 
 
+_KEY_END = re.compile(r"[ \t]+")  # what ends a table line's key
+
+
+def split_key(line: str) -> tuple[str, str]:
+    """A table line's key and value, split the way Kaldi splits them.
+
+    The key ends at the first space or tab, the value is the rest of the line without the
+    whitespace around it (a wav.scp path may itself hold spaces). Kaldi's readers (awk's
+    fields, ``SplitStringOnFirstSpace``) accept a tab or several spaces after the key too.
+    A line that starts with whitespace has an empty key.
+    """
+    key, _, value = _KEY_END.sub(" ", line, count=1).partition(" ")
+    return key, value.strip()
+
+
 def read_table(path: str | os.PathLike) -> dict[str, str]:
     """Read a Kaldi table into a dict (first token is the key, the rest of the line the value).
 
     Structural problems (duplicates, order) are the validator's business; here
-    the last duplicate wins.
+    the last duplicate wins. Like the validator, it reads past a byte-order mark
+    and CRLF line ends (``local/kaldi.py`` removes them from what it imports).
     """
     table: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for line in f:
             line = line.rstrip("\n")
             if not line.strip():
                 continue
-            key, _, value = line.partition(" ")
-            table[key] = value.strip()
+            key, value = split_key(line)
+            table[key] = value
     return table

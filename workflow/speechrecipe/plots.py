@@ -24,11 +24,11 @@ from pathlib import Path
 import pandas as pd
 
 from .fileio import atomic_path
+from .scoring import KALDI_EPS  # what per_utt writes for no word
 from .text import DIGIT_WORDS
 
 EPS = "<eps>"  # no word: the hypothesis side of a deletion, the reference side of an insertion
 OTHER = "<other>"  # a hypothesis word that is not a digit word
-KALDI_EPS = "***"  # what Kaldi's per_utt writes for no word
 
 
 # --- figures: shared -------------------------------------------------------------------------------------------------

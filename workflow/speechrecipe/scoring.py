@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import jiwer
@@ -71,6 +72,8 @@ def score(refs: dict[str, str], hyps: dict[str, str]) -> SetScore:
 
     An utterance with no hypothesis counts as all deletions (and is listed in
     ``missing``): a decoder that silently drops utterances must not look better.
+    An empty reference (Kaldi's data directories allow them) counts the words
+    recognized in it as insertions, as Kaldi's ``compute-wer`` does.
     """
     utts = sorted(refs)
     missing = [u for u in utts if u not in hyps]
@@ -80,53 +83,57 @@ def score(refs: dict[str, str], hyps: dict[str, str]) -> SetScore:
     hyp_texts = [normalize(hyps.get(u, "")) for u in utts]
     empty_refs = [u for u, r in zip(utts, ref_texts) if not r]
     if empty_refs:
-        raise ValueError(
-            f"references are empty after normalization for {empty_refs[:3]}: "
-            "fix the transcripts (data validation rejects empty ones)"
+        log.info(
+            "%d reference(s) are empty: any word recognized in them counts as an insertion (e.g. %s)",
+            len(empty_refs),
+            empty_refs[:3],
         )
     words = jiwer.process_words(ref_texts, hyp_texts)
     chars = jiwer.process_characters([r.replace(" ", "") for r in ref_texts], [h.replace(" ", "") for h in hyp_texts])
     return SetScore(_counts(words), _counts(chars), _per_utt_lines(utts, words), missing)
 
 
+KALDI_EPS = "***"  # the word on the other side of an insertion or deletion, as Kaldi's scoring scripts write it
+_OPS = {"equal": "C", "substitute": "S", "insert": "I", "delete": "D"}
+
+
 def _per_utt_lines(utts, words) -> list[str]:
-    """Kaldi's ``per_utt`` format: aligned ref, hyp, op and #csid lines for each utterance."""
+    """Kaldi's ``per_utt``: ref, hyp, op and #csid lines for each utterance.
+
+    The layout is that of Kaldi's ``utils/scoring/wer_per_utt_details.pl`` (run by its scoring
+    scripts with ``--special-symbol '***'``), so that a person can read the file column by column.
+    """
     lines = []
     for utt, ref, hyp, chunks in zip(utts, words.references, words.hypotheses, words.alignments):
-        r_row, h_row, ops = [], [], []
-        c = s = i = d = 0
+        columns = []  # (ref word, hyp word, op)
         for chunk in chunks:
-            if chunk.type == "equal":
-                for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
-                    r_row.append(ref[chunk.ref_start_idx + k])
-                    h_row.append(hyp[chunk.hyp_start_idx + k])
-                    ops.append("C")
-                c += chunk.ref_end_idx - chunk.ref_start_idx
-            elif chunk.type == "substitute":
-                for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
-                    r_row.append(ref[chunk.ref_start_idx + k])
-                    h_row.append(hyp[chunk.hyp_start_idx + k])
-                    ops.append("S")
-                s += chunk.ref_end_idx - chunk.ref_start_idx
-            elif chunk.type == "delete":
-                for k in range(chunk.ref_start_idx, chunk.ref_end_idx):
-                    r_row.append(ref[k])
-                    h_row.append("***")
-                    ops.append("D")
-                d += chunk.ref_end_idx - chunk.ref_start_idx
-            elif chunk.type == "insert":
-                for k in range(chunk.hyp_start_idx, chunk.hyp_end_idx):
-                    r_row.append("***")
-                    h_row.append(hyp[k])
-                    ops.append("I")
-                i += chunk.hyp_end_idx - chunk.hyp_start_idx
-        lines += [
-            f"{utt} ref {' '.join(r_row)}",
-            f"{utt} hyp {' '.join(h_row)}",
-            f"{utt} op {' '.join(ops)}",
-            f"{utt} #csid {c} {s} {i} {d}",
-        ]
+            ref_words = ref[chunk.ref_start_idx : chunk.ref_end_idx]  # empty for an insertion
+            hyp_words = hyp[chunk.hyp_start_idx : chunk.hyp_end_idx]  # empty for a deletion
+            for k in range(max(len(ref_words), len(hyp_words))):
+                r = ref_words[k] if ref_words else KALDI_EPS
+                h = hyp_words[k] if hyp_words else KALDI_EPS
+                columns.append((r, h, _OPS[chunk.type]))
+        lines += _per_utt_entry(utt, columns)
     return lines
+
+
+def _per_utt_entry(utt: str, columns: list[tuple[str, str, str]]) -> list[str]:
+    """The four lines of one utterance: each column centred on the widest of its three entries, two spaces apart."""
+    widths = [max(map(len, column)) for column in columns]
+    ref, hyp, ops = ("  ".join(_centred(c[row], w) for c, w in zip(columns, widths)) for row in range(3))
+    counts = Counter(op for _, _, op in columns)
+    return [
+        f"{utt} ref  {ref}",
+        f"{utt} hyp  {hyp}",
+        f"{utt} op   {ops}",
+        f"{utt} #csid {counts['C']} {counts['S']} {counts['I']} {counts['D']}",
+    ]
+
+
+def _centred(word: str, width: int) -> str:
+    """Kaldi's ``cjustify``: centred in ``width``, the odd space on the left."""
+    right = (width - len(word)) // 2
+    return " " * (width - len(word) - right) + word + " " * right
 
 
 _KALDI_LINE = re.compile(r"%(\w+) ([\d.]+) \[ (\d+) / (\d+), (\d+) ins, (\d+) del, (\d+) sub \]")
