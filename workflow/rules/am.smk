@@ -22,7 +22,11 @@ rule train_am:
     threads: RECIPE.am.threads * RECIPE.am.num_gpus
     resources:
         **training_resources(
-            RECIPE.am.mem_mb, RECIPE.am.runtime, RECIPE.am.use_gpu, RECIPE.am.num_gpus, RECIPE.am.num_nodes
+            training_mem_mb(RECIPE.am.mem_mb, RECIPE.am.in_memory, RECIPE.am.num_gpus),
+            RECIPE.am.runtime,
+            RECIPE.am.use_gpu,
+            RECIPE.am.num_gpus,
+            RECIPE.am.num_nodes,
         ),
         # how the data is read: resources, not params, since they do not change what is trained
         loader_workers=RECIPE.am.loader_workers,

@@ -219,15 +219,15 @@ if LOCAL_RUN and "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", visible_gpus())
 
 
-def training_resources(mem_mb: int, runtime: int, use_gpu, num_gpus: int = 1, num_nodes: int = 1) -> dict:
-    """Resources of a training job: mem_mb per process times the processes of a node, runtime, and the
-    GPUs unless use_gpu is false.
+def training_resources(mem_mb, runtime: int, use_gpu, num_gpus: int = 1, num_nodes: int = 1) -> dict:
+    """Resources of a training job: its memory (a number, or a function of its inputs, see training_mem_mb),
+    runtime, and the GPUs unless use_gpu is false.
 
     One node: gpu=num_gpus (sbatch --gpus, or the local gpu limit). Several nodes: one SLURM task per
     node (tasks=num_nodes, nodes=num_nodes, run in the batch step, hence mpi) with gres=gpu:num_gpus
     on each (per node, which --gpus is not); train_am.py then starts torchrun on every node with srun.
     """
-    resources = {"mem_mb": mem_mb * num_gpus, "runtime": runtime}
+    resources = {"mem_mb": mem_mb, "runtime": runtime}
     gpus = use_gpu is not False
     if num_nodes > 1:
         resources.update(nodes=num_nodes, tasks=num_nodes, mpi="srun")
@@ -237,6 +237,54 @@ def training_resources(mem_mb: int, runtime: int, use_gpu, num_gpus: int = 1, nu
     elif gpus:
         resources["gpu"] = num_gpus
     return resources
+
+
+# Memory that grows with the data, in MB: what a training process holds per utterance of its index
+# (ids, archive offsets, frame counts, token targets, in Python), and what gather_features holds per
+# utterance id while it merges the jobs; with in_memory, the normalized features themselves.
+INDEX_MB_PER_UTTERANCE = 0.0005
+GATHER_MB_PER_UTTERANCE = 0.0025
+
+
+def data_size(feat_dirs) -> tuple[int, int]:
+    """(utterances, frames) of feature directories, from their utt2num_frames; (0, 0) before they exist
+    (a dry run of a fresh experiment: the job's memory is then the configured one)."""
+    utterances = frames = 0
+    for feat_dir in feat_dirs:
+        path = os.path.join(feat_dir, "utt2num_frames")
+        if not os.path.exists(path):
+            return 0, 0
+        with open(path) as f:
+            for line in f:
+                utterances += 1
+                frames += int(line.split()[1])
+    return utterances, frames
+
+
+def training_mem_mb(configured: int, in_memory: bool, processes: int = 1):
+    """A resource function: the training job's memory, the configured mem_mb per process or, when the data
+    needs more (a large corpus's index, or its features with in_memory), what the data needs."""
+
+    def mem_mb(wildcards, input) -> int:
+        dirs = [os.path.dirname(f) for f in input if f.endswith("feats.scp")]
+        utterances, frames = data_size(dirs)
+        data = INDEX_MB_PER_UTTERANCE * utterances
+        if in_memory:
+            data += 1.2 * frames * RECIPE.features.feature_config().dim * 4 / 1e6
+        return int(max(configured, 1500 + data if utterances else 0)) * processes
+
+    return mem_mb
+
+
+def gather_mem_mb(wildcards, input) -> int:
+    """gather_features holds a few strings per utterance id (every speed factor's copy) while it merges."""
+    try:
+        with open(input.validated) as f:
+            utterances = int(dict(line.split("\t", 1) for line in f)["utterances"])
+    except (OSError, KeyError, ValueError):
+        utterances = 0
+    copies = len(speed_factors(wildcards).split())
+    return int(max(1500, 400 + GATHER_MB_PER_UTTERANCE * utterances * copies))
 
 
 def am_init_inputs(wildcards) -> list[str]:

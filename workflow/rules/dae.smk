@@ -18,7 +18,9 @@ rule train_dae:
         f"{EXP}/dae/log/train.benchmark.tsv"
     threads: RECIPE.dae.threads
     resources:
-        **training_resources(RECIPE.dae.mem_mb, RECIPE.dae.runtime, RECIPE.dae.use_gpu),
+        **training_resources(
+            training_mem_mb(RECIPE.dae.mem_mb, RECIPE.dae.in_memory), RECIPE.dae.runtime, RECIPE.dae.use_gpu
+        ),
         loader_workers=RECIPE.dae.loader_workers,  # how the data is read: not params, it changes nothing trained
         in_memory=int(RECIPE.dae.in_memory),
         # one process: the DAE trains on one GPU (or the CPU)

@@ -41,7 +41,7 @@ rule gather_features:
         f"{FEATURE_LOGS}/{{set}}/log/gather.log",
     threads: 1
     resources:
-        mem_mb=1500,
+        mem_mb=gather_mem_mb,
         runtime=30,
     params:
         data_dir=input_dir("validated"),
