@@ -107,7 +107,7 @@ def test_an_empty_transcript_is_kept_and_trains_ctc_towards_blanks(tmp_path):
     ]
     task = CTCTask(None, data, data)  # batches and loss only: no network needed
     log_probs = torch.randn(3, 40, tokenizer.vocab_size, generator=torch.Generator().manual_seed(0)).log_softmax(-1)
-    whole = task.loss((log_probs, torch.full((3,), 40)), task.batch_maker.make([0, 1, 2], 1, 0, 1), "cpu")
+    whole = task.loss((log_probs, torch.full((3,), 40)), task.batch_maker.make([(0,), (1,), (2,)], 1, 0, 1), "cpu")
     assert torch.isfinite(whole)
-    alone = task.loss((log_probs[1:2], torch.full((1,), 40)), task.batch_maker.make([1], 1, 0, 1), "cpu")
+    alone = task.loss((log_probs[1:2], torch.full((1,), 40)), task.batch_maker.make([(1,)], 1, 0, 1), "cpu")
     assert alone.item() == pytest.approx(-log_probs[1, :, 0].sum().item(), rel=1e-5)  # blank (id 0) throughout

@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 
+import numpy as np
 import torch
 
 from speechrecipe import distributed
@@ -33,7 +34,7 @@ from speechrecipe.cli import add_section, fail, fail_on_damaged_features, setup_
 from speechrecipe.cmvn import global_stats, stats_to_mean_std
 from speechrecipe.config import CMVN_MODES, AMConfig, AMTrainConfig, FeatureConfig, ModelConfig, run_hash
 from speechrecipe.ctc_task import CTCTask
-from speechrecipe.dataset import FeatureSet
+from speechrecipe.dataset import FeatureSet, TokenCoverageError, trainability_problems
 from speechrecipe.model.network import CTCModel
 from speechrecipe.model.pretrained import PretrainedError, initialize
 from speechrecipe.tokens import Tokenizer
@@ -165,6 +166,23 @@ def main() -> None:
         train_set, dev_set = load_sets(args, tokenizer, (mean, std), model)
     except ArchiveError as e:
         fail_on_damaged_features(e)
+    except TokenCoverageError as e:
+        fail(str(e))
+    except ValueError as e:  # no usable utterance at all
+        fail(f"{e}. Fix: am.model.subsampling_factor: 2 (or subsampling: none), or check the data.")
+    problems = trainability_problems(
+        train_set, model.subsampling_factor, args.features.frame_shift_ms, from_scratch=args.init == "random"
+    )
+    if problems:
+        fail(f"{args.train_dir}: " + " ".join(problems))
+    median_seconds = float(np.median(train_set.lengths)) * args.features.frame_shift_ms / 1000
+    concat = config.concat.resolved(median_seconds)
+    log.info(
+        "joining utterances into longer examples (train.concat): %s (mode %s; median training utterance %.2f s)",
+        "on" if concat.probability else "off",
+        config.concat.mode,
+        median_seconds,
+    )
     run = run_hash(
         config,
         model=model_config.to_dict(),
@@ -185,7 +203,7 @@ def main() -> None:
         device = distributed.join(device)
     log.info("device: %s", device)
     train(
-        CTCTask(model, train_set, dev_set, config.specaug, config.seed),
+        CTCTask(model, train_set, dev_set, config.specaug, config.seed, concat, args.features.frame_shift_ms),
         args.exp_dir,
         config,
         run,

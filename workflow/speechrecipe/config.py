@@ -151,6 +151,26 @@ class SpecAugmentConfig(Section):
 
 
 @dataclass(frozen=True)
+class ConcatConfig(Section):
+    """Length generalization: training examples made of several utterances of one speaker, joined with
+    short pauses (speechrecipe.ctc_task), so that a corpus of short utterances does not teach the model
+    that an utterance holds one word."""
+
+    mode: str = "auto"  # on | off | auto: on when the median training utterance is shorter than auto_below_seconds
+    probability: float = 0.5  # of an utterance starting a joined example
+    max_utterances: int = 5
+    max_frames: int = 1500  # a joined example is at most this long
+    pause_ms: list = field(default_factory=lambda: [50, 250])  # a pause's shortest and longest
+    auto_below_seconds: float = 1.5
+
+    def resolved(self, median_seconds: float) -> ConcatConfig:
+        """This config with ``mode: auto`` decided for a training set whose median utterance lasts
+        ``median_seconds``: ``probability`` 0 when joining is off."""
+        on = self.mode == "on" or (self.mode == "auto" and median_seconds < self.auto_below_seconds)
+        return self.replace(mode="on" if on else "off", probability=self.probability if on else 0.0)
+
+
+@dataclass(frozen=True)
 class TrainConfig(Section):
     """How a model is trained (the acoustic model's defaults; :class:`DAETrainConfig` has the DAE's).
 
@@ -219,6 +239,7 @@ class AMTrainConfig(TrainConfig):
     # initialized layers above them settle first.
     freeze_steps: int = 0
     specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    concat: ConcatConfig = field(default_factory=ConcatConfig)
 
 
 @dataclass(frozen=True)

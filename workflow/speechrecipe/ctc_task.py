@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .augment import keyed_rng, spec_augment
 from .batching import shard_batch
-from .config import SpecAugmentConfig
+from .config import ConcatConfig, SpecAugmentConfig
 from .dataset import FeatureSet, Utterance, collate
 from .decoding import greedy_ids
 from .model.network import CTCModel
@@ -26,25 +27,100 @@ NO_SPECAUG = SpecAugmentConfig(freq_masks=0, time_masks=0)
 
 
 class CTCBatches:
-    """Training batches of a feature set (runs in the loader's workers: picklable, no model)."""
+    """Training batches of a feature set (runs in the loader's workers: picklable, no model).
 
-    def __init__(self, data: FeatureSet, specaug: SpecAugmentConfig, seed: int):
+    With ``concat`` (length generalization), some examples of an epoch are several utterances of one
+    speaker joined, with short pauses (see :func:`join`), so that a corpus of short utterances (isolated
+    words) also teaches the model that an utterance may hold several: a CTC model trained on one word
+    per utterance learns to output one word whatever it hears.
+    """
+
+    def __init__(
+        self,
+        data: FeatureSet,
+        specaug: SpecAugmentConfig,
+        seed: int,
+        concat: ConcatConfig | None = None,
+        frame_shift_ms: float = 10.0,
+    ):
         self.data, self.specaug, self.seed = data, specaug, seed
+        self.concat = concat if concat is not None and concat.probability > 0 else None
+        self.pause_frames = (0, 0)
+        if self.concat:
+            self.pause_frames = tuple(round(ms / frame_shift_ms) for ms in self.concat.pause_ms)
 
-    def make(self, indices: list[int], epoch: int, rank: int, world: int) -> Batch:
-        """This rank's utterances of the global batch ``indices`` (rank ``r`` of ``W``: every W-th from r),
-        read, augmented and padded. A rank left without one (a batch smaller than W) runs the batch's
-        first utterance with weight 0, so that it still takes part in the gradient all-reduce."""
-        mine = shard_batch(list(range(len(indices))), rank, world)
-        utts = self.data.load([indices[i] for i in (mine or [0])])
-        if self.specaug.enabled:  # new objects: a set held in memory keeps its own
+    def examples(self, epoch: int) -> tuple[list[tuple[int, ...]], list[int]]:
+        lengths = self.data.lengths
+        if not self.concat:
+            return [(i,) for i in range(len(self.data))], [int(n) for n in lengths]
+        examples = join_examples(self.data.speakers, lengths, self.concat, keyed_rng(self.seed, epoch, "concat"))
+        return examples, [int(sum(lengths[i] for i in e)) + sum(self.pauses(e, epoch)) for e in examples]
+
+    def pauses(self, example: tuple[int, ...], epoch: int) -> list[int]:
+        """Frames of pause between the joined utterances of an example, drawn from (seed, epoch, example)."""
+        if len(example) == 1:
+            return []
+        low, high = self.pause_frames
+        return keyed_rng(self.seed, epoch, "pause", *example).integers(low, high + 1, size=len(example) - 1).tolist()
+
+    def make(self, examples: list[tuple[int, ...]], epoch: int, rank: int, world: int) -> Batch:
+        """This rank's examples of the global batch (rank ``r`` of ``W``: every W-th from r), read, joined,
+        augmented and padded. A rank left without one (a batch smaller than W) runs the batch's first example
+        with weight 0, so that it still takes part in the gradient all-reduce."""
+        mine = shard_batch(list(range(len(examples))), rank, world)
+        utts = [self.example(examples[i], epoch) for i in (mine or [0])]
+        if self.specaug.enabled:
             masks = self.specaug.to_dict()
             utts = [
                 Utterance(u.utt, spec_augment(u.feats, keyed_rng(self.seed, epoch, u.utt), **masks), u.tokens, u.text)
                 for u in utts
             ]
-        names = [self.data.utts[i] for i in indices]
-        return Batch(names, collate(utts), len(indices), 1.0 if mine else 0.0, mine)
+        names = ["+".join(self.data.utts[i] for i in e) for e in examples]
+        return Batch(names, collate(utts), len(examples), 1.0 if mine else 0.0, mine)
+
+    def example(self, example: tuple[int, ...], epoch: int) -> Utterance:
+        parts = self.data.load(example)
+        return parts[0] if len(parts) == 1 else join(parts, self.pauses(example, epoch))
+
+
+def join_examples(speakers: list[str], lengths, concat: ConcatConfig, rng) -> list[tuple[int, ...]]:
+    """An epoch's examples: each speaker's utterances in a random order, each starting, with probability
+    ``concat.probability``, an example of 2 to ``concat.max_utterances`` consecutive ones (no longer than
+    ``concat.max_frames``); every utterance in exactly one example."""
+    by_speaker: dict[str, list[int]] = {}
+    for i, speaker in enumerate(speakers):
+        by_speaker.setdefault(speaker, []).append(i)
+    examples = []
+    for speaker in sorted(by_speaker):
+        order = [by_speaker[speaker][j] for j in rng.permutation(len(by_speaker[speaker]))]
+        j = 0
+        while j < len(order):
+            size = 1
+            if rng.random() < concat.probability:
+                size = int(rng.integers(2, concat.max_utterances + 1))
+                while size > 1 and sum(lengths[i] for i in order[j : j + size]) > concat.max_frames:
+                    size -= 1
+            examples.append(tuple(order[j : j + size]))
+            j += max(len(examples[-1]), 1)
+    return examples
+
+
+def join(parts: list[Utterance], pauses: list[int]) -> Utterance:
+    """Utterances of one speaker as one: features end to end with ``pauses`` frames between them, each pause
+    the quietest frame of the utterance before it repeated (what that speaker's silence looks like after
+    normalization); transcripts and targets joined in order."""
+    pieces = []
+    for k, part in enumerate(parts):
+        pieces.append(part.feats)
+        if k < len(pauses) and pauses[k]:
+            quietest = part.feats[int(np.argmin(part.feats.sum(axis=1)))]
+            pieces.append(np.repeat(quietest[None, :], pauses[k], axis=0))
+    return Utterance(
+        "+".join(p.utt for p in parts),
+        np.concatenate(pieces),
+        [t for p in parts for t in p.tokens],
+        " ".join(p.text for p in parts if p.text),
+    )
 
 
 class CTCTask:
@@ -61,9 +137,11 @@ class CTCTask:
         dev_set: FeatureSet,
         specaug: SpecAugmentConfig | None = None,
         seed: int = 1,
+        concat: ConcatConfig | None = None,
+        frame_shift_ms: float = 10.0,
     ):
         self.model, self.train_set, self.dev_set = model, train_set, dev_set
-        self.batch_maker = CTCBatches(train_set, specaug or NO_SPECAUG, seed)
+        self.batch_maker = CTCBatches(train_set, specaug or NO_SPECAUG, seed, concat, frame_shift_ms)
 
     def lengths(self, split: str):
         return (self.train_set if split == "train" else self.dev_set).lengths

@@ -42,9 +42,13 @@ class DAEBatches:
     def __init__(self, pairs: PairedSet, factor: int, frame_values: int):
         self.pairs, self.factor, self.frame_values = pairs, factor, frame_values
 
-    def make(self, indices: list[int], epoch: int, rank: int, world: int) -> Batch:
+    def examples(self, epoch: int) -> tuple[list[tuple[int, ...]], list[int]]:
+        return [(i,) for i in range(len(self.pairs))], [int(n) for n in self.pairs.lengths]
+
+    def make(self, examples: list[tuple[int, ...]], epoch: int, rank: int, world: int) -> Batch:
         """This rank's pairs of the global batch (every W-th from rank r; one with weight 0 when there are
         fewer pairs than ranks); the normalizer is the values the whole batch's loss covers."""
+        indices = [i for (i,) in examples]
         mine = shard_batch(list(range(len(indices))), rank, world)
         lengths = [int(self.pairs.lengths[i]) for i in indices]
         count = sum(math.ceil(n / self.factor) for n in lengths) * self.frame_values

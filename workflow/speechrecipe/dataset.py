@@ -98,9 +98,14 @@ class FeatureSet:
         self.tokens_flat = np.fromiter(
             itertools.chain.from_iterable(tokens), dtype=np.int32, count=int(self.token_offsets[-1])
         )
+        self.dropped_short, self.dropped_long = len(dropped_short), len(dropped_long)
         self._report_dropped(dropped_short, dropped_long, subsampling_factor, max_frames)
         if not self.utts:
-            raise ValueError(f"{feat_dir}: no usable utterances (all were too short or too long)")
+            raise ValueError(
+                f"{feat_dir}: no usable utterances: {len(dropped_short)} too short for their "
+                f"transcripts after {subsampling_factor}x subsampling, {len(dropped_long)} longer than "
+                f"{max_frames} frames"
+            )
         check_archives(entries.values())
         self._cache: list[Utterance] | None = None
         if in_memory:
@@ -255,3 +260,33 @@ def collate_pairs(pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[torc
         noisy_batch[i, : len(noisy)] = torch.from_numpy(noisy)
         clean_batch[i, : len(clean)] = torch.from_numpy(clean)
     return noisy_batch, clean_batch, lengths
+
+
+# Below these a training set cannot teach a randomly initialised acoustic model anything worth a run (a
+# 20-utterance corpus of single words, about 10 s, still trains); fine-tuning a trained model is not bound.
+MIN_TRAINING_UTTERANCES = 8
+MIN_TRAINING_SECONDS = 5.0
+
+
+def trainability_problems(
+    data: FeatureSet, subsampling_factor: int, frame_shift_ms: float, from_scratch: bool = True
+) -> list[str]:
+    """What makes a training set unfit to train on, each with what to change; empty when it is fit."""
+    problems = []
+    total = len(data) + data.dropped_short + data.dropped_long
+    if data.dropped_short > total / 2:
+        problems.append(
+            f"{data.dropped_short} of {total} training utterances are too short for their transcripts after "
+            f"{subsampling_factor}x subsampling (CTC needs an output frame per token, and one between repeated "
+            "tokens). Fix: am.model.subsampling_factor: 2 (or subsampling: none), or fewer, longer units "
+            "(tokens.type: unigram with a larger vocab_size)."
+        )
+    seconds = data.total_frames() * frame_shift_ms / 1000
+    if from_scratch and (len(data) < MIN_TRAINING_UTTERANCES or seconds < MIN_TRAINING_SECONDS):
+        problems.append(
+            f"the training set has {len(data)} usable utterance(s), {seconds:.1f} s of speech: too little to train "
+            f"an acoustic model (at least {MIN_TRAINING_UTTERANCES} utterances and {MIN_TRAINING_SECONDS:g} s). "
+            "Fix: add training data, or train on it together with a larger corpus (am.extra_train) or start from "
+            "a trained model (am.init)."
+        )
+    return problems

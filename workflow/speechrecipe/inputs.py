@@ -33,6 +33,7 @@ class Source:
     entry: str
     start: float = 0.0
     end: float | None = None
+    speaker: str | None = None  # known for a Kaldi data directory's utterances (its utt2spk)
 
     def read(self) -> tuple[np.ndarray, int]:
         return read_audio(self.entry, self.start, self.end)
@@ -47,16 +48,17 @@ def _from_wav_scp(wav_scp: Path) -> list[Source]:
         table = read_table(wav_scp)
     except (OSError, UnicodeDecodeError) as e:
         raise AudioError(f"cannot read '{wav_scp}': {e}") from e
-    segments = wav_scp.with_name("segments")
+    segments, utt2spk = wav_scp.with_name("segments"), wav_scp.with_name("utt2spk")
+    speakers = read_table(utt2spk) if wav_scp.name == "wav.scp" and utt2spk.is_file() else {}
     if wav_scp.name == "wav.scp" and segments.is_file():
         sources = []
         for utt, value in read_table(segments).items():
             recording, start, end = value.split()
             if recording not in table:
                 raise AudioError(f"{segments}: recording '{recording}' of '{utt}' is not in {wav_scp}")
-            sources.append(Source(utt, table[recording], float(start), float(end)))
+            sources.append(Source(utt, table[recording], float(start), float(end), speakers.get(utt)))
         return sources
-    return [Source(utt, entry) for utt, entry in table.items()]
+    return [Source(utt, entry, speaker=speakers.get(utt)) for utt, entry in table.items()]
 
 
 def _expand(path: Path, suffixes: set[str]) -> list[Source]:

@@ -38,6 +38,7 @@ only rank 0 writes files and logs, and on resume every rank loads the checkpoint
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import signal
@@ -79,18 +80,26 @@ class Batch:
     count: int  # the global batch's normalizer: the loss is summed / count
     weight: float = 1.0  # 0 when this rank got no utterance of the batch (it runs one that does not count)
     mine: list[int] = field(default_factory=list)  # positions of this rank's utterances in ``utts``
+    epoch: int = 0  # where the batch is in the run: its epoch, its place in it, and the epoch's size
+    index: int = 0
+    epoch_size: int = 0
 
     def pin_memory(self) -> Batch:
         """The same batch in page-locked memory (the loader calls it on CUDA: faster copies to the GPU)."""
         pinned = tuple(t.pin_memory() if isinstance(t, torch.Tensor) else t for t in self.inputs)
-        return Batch(self.utts, pinned, self.count, self.weight, self.mine)
+        return dataclasses.replace(self, inputs=pinned)
 
 
 class BatchMaker(Protocol):
     """Makes a task's training batches; it runs in the loader's worker processes, so it is picklable."""
 
-    def make(self, indices: list[int], epoch: int, rank: int, world: int) -> Batch:
-        """The batch of these utterances (this rank's part), augmented as (seed, epoch, utterance) say."""
+    def examples(self, epoch: int) -> tuple[list[tuple[int, ...]], list[int]]:
+        """The training examples of an epoch and their lengths in frames: each a tuple of utterance indices
+        (one utterance, or several joined, see ctc_task), every utterance in exactly one; a function of
+        (seed, epoch) alone."""
+
+    def make(self, examples: list[tuple[int, ...]], epoch: int, rank: int, world: int) -> Batch:
+        """The batch of these examples (this rank's part), augmented as (seed, epoch, utterance) say."""
 
 
 class Task(Protocol):
@@ -216,9 +225,6 @@ class Trainer:
             )
         if self.frozen_params and self.freeze_steps:
             log.info("%d pretrained tensors frozen for the first %d steps", len(self.frozen_params), self.freeze_steps)
-        self.train_batches = training_batches(
-            self.task.lengths("train"), config.batch_frames, config.max_batch, config.min_batches_per_epoch
-        )
         self.dev_batches = bucket_batches(list(self.task.lengths("dev")), config.batch_frames, config.max_batch)
         self.describe()
         if not resumed:
@@ -236,26 +242,28 @@ class Trainer:
         return final if self.main else checkpoint.load(self.exp_dir / "final.pt")
 
     def describe(self) -> None:
-        lengths = self.task.lengths("train")
+        examples, lengths = self.task.batch_maker.examples(self.state.epoch)
+        plan = epoch_plan(self.task.batch_maker, self.state.epoch, self.config)
+        example_length = dict(zip(examples, lengths, strict=True))
         frames = int(sum(lengths))
-        padded = sum(max(lengths[i] for i in b) * len(b) for b in self.train_batches)
-        steps = len(self.train_batches)
-        epochs = max(self.config.max_epochs, math.ceil(self.config.min_steps / steps))
+        padded = sum(max(example_length[e] for e in batch) * len(batch) for batch in plan)
+        self.steps_per_epoch = len(plan)
+        epochs = max(self.config.max_epochs, math.ceil(self.config.min_steps / len(plan)))
+        joined = sum(len(e) > 1 for e in examples)
         log.info(
-            "%straining on %d utterances (%d frames) in %d batches per epoch (padding %.1f%% of frames); dev %d "
-            "utterances; %.2f M parameters; at most %d epochs, at least %d steps",
+            "%straining on %d utterances (%d frames%s) in %d batches per epoch (padding %.1f%% of frames); "
+            "dev %d utterances; %.2f M parameters; at most %d epochs, at least %d steps",
             self.task.prefix,
-            len(lengths),
+            len(self.task.lengths("train")),
             frames,
-            steps,
-            100 * (padded - frames) / padded,
+            f", {joined} examples of joined utterances" if joined else "",
+            len(plan),
+            100 * max(padded - frames, 0) / max(padded, 1),
             len(self.task.lengths("dev")),
             sum(p.numel() for p in self.model.parameters()) / 1e6,
             epochs,
             self.config.min_steps,
         )
-        if steps < self.config.min_batches_per_epoch:
-            log.warning("%d training utterances make only %d batch(es) per epoch", len(lengths), steps)
 
     def done(self) -> bool:
         s, c = self.state, self.config
@@ -269,11 +277,11 @@ class Trainer:
             for batch in self.loader(loader_workers):
                 self.train_step(batch, log_every)
                 s = self.state
-                s.position += 1
+                s.position = batch.index + 1
                 bar.update()
                 bar.set_description(f"{self.task.prefix}epoch {s.epoch}", refresh=False)
                 bar.set_postfix(loss=f"{s.loss_sum / max(s.count, 1):.3f}", step=s.step, refresh=False)
-                if s.position == len(self.train_batches):
+                if s.position == batch.epoch_size:
                     s.seconds += time.time() - started
                     started = time.time()
                     self.end_of_epoch()
@@ -293,19 +301,14 @@ class Trainer:
     def loader(self, workers: int):
         """The batches still to come, in order: a DataLoader over every epoch up to the last one possible."""
         s, c = self.state, self.config
-        per_epoch = len(self.train_batches)
-        last_epoch = max(c.max_epochs, s.epoch + math.ceil(max(c.min_steps - s.step, 0) / per_epoch))
-        plan = RunBatches(
-            self.task.batch_maker, self.train_batches, c.seed, s.epoch, s.position, last_epoch, self.rank, self.world
-        )
+        last_epoch = max(c.max_epochs, s.epoch + math.ceil(max(c.min_steps - s.step, 0) / self.steps_per_epoch) + 1)
+        plan = RunBatches(self.task.batch_maker, c, s.epoch, s.position, last_epoch, self.rank, self.world)
         return torch.utils.data.DataLoader(
             plan,
             batch_size=None,
-            shuffle=False,
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if workers else None,
-            persistent_workers=False,
             worker_init_fn=_one_thread,
         )
 
@@ -512,7 +515,7 @@ class Trainer:
             self.task.prefix,
             s.step,
             epochs,
-            len(self.train_batches),
+            self.steps_per_epoch,
         )
         for warning in training_warnings(s.history, self.config):
             log.warning("%s%s", self.task.prefix, warning)
@@ -522,36 +525,46 @@ class Trainer:
         write_history(self.state.history, self.exp_dir / "history.tsv", self.columns)
 
 
-class RunBatches(torch.utils.data.Dataset):
+def epoch_plan(maker: BatchMaker, epoch: int, config: TrainConfig) -> list[list[tuple[int, ...]]]:
+    """The batches of an epoch, in the order they are trained on: the epoch's examples bucketed by length
+    (at least ``min_batches_per_epoch`` batches), shuffled by (seed, epoch)."""
+    examples, lengths = maker.examples(epoch)
+    batches = training_batches(lengths, config.batch_frames, config.max_batch, config.min_batches_per_epoch)
+    return [[examples[i] for i in batch] for batch in epoch_order(batches, config.seed, epoch)]
+
+
+class RunBatches(torch.utils.data.IterableDataset):
     """The rest of a run's batches, in order: epoch ``first_epoch`` from batch ``position`` on, then every
-    epoch up to ``last_epoch``, each in its (seed, epoch) order. Indexed so that a loader's workers can make
-    them in parallel and ahead; what batch ``k`` holds depends on nothing but these arguments."""
+    epoch up to ``last_epoch``. Worker ``w`` of ``W`` makes batches ``w, w + W, ...``, which the loader
+    takes from the workers in turn, so they arrive in order; what batch ``k`` holds depends on nothing
+    but these arguments."""
 
     def __init__(
         self,
         maker: BatchMaker,
-        batches: list[list[int]],
-        seed: int,
+        config: TrainConfig,
         first_epoch: int,
         position: int,
         last_epoch: int,
         rank: int,
         world: int,
     ):
-        self.maker, self.batches, self.seed = maker, batches, seed
+        self.maker, self.config = maker, config
         self.first_epoch, self.position, self.last_epoch = first_epoch, position, last_epoch
         self.rank, self.world = rank, world
-        self._orders: dict[int, list[list[int]]] = {}
 
-    def __len__(self) -> int:
-        return (self.last_epoch - self.first_epoch + 1) * len(self.batches) - self.position
-
-    def __getitem__(self, k: int) -> Batch:
-        epoch, index = divmod(k + self.position, len(self.batches))
-        epoch += self.first_epoch
-        if epoch not in self._orders:
-            self._orders = {epoch: epoch_order(self.batches, self.seed, epoch)}
-        return self.maker.make(self._orders[epoch][index], epoch, self.rank, self.world)
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        k = 0
+        for epoch in range(self.first_epoch, self.last_epoch + 1):
+            plan = epoch_plan(self.maker, epoch, self.config)
+            for index in range(self.position if epoch == self.first_epoch else 0, len(plan)):
+                if k % workers == worker:
+                    batch = self.maker.make(plan[index], epoch, self.rank, self.world)
+                    batch.epoch, batch.index, batch.epoch_size = epoch, index, len(plan)
+                    yield batch
+                k += 1
 
 
 def _one_thread(worker_id: int) -> None:

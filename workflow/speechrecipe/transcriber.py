@@ -23,7 +23,7 @@ import torch
 
 from .alignment import word_times
 from .audio import AudioError, resample
-from .cmvn import normalize
+from .cmvn import accumulate_stats, normalize
 from .decoding import BeamSearch, greedy_ids
 from .features import compute_in_blocks
 from .inputs import Source
@@ -58,7 +58,6 @@ class Transcriber:
                 f"its network takes {recognizer.model.config.input_dim}: the model was trained without "
                 "its feature config (train_am.py --features)"
             )
-        self.cmvn_mode = "utterance" if recognizer.cmvn_mode == "speaker" else recognizer.cmvn_mode
         if method not in ("beam", "greedy"):
             raise ValueError(f"decoding method '{method}': use beam or greedy")
         self.search = BeamSearch(recognizer.tokenizer.pieces, beam_size) if method == "beam" else None
@@ -77,15 +76,27 @@ class Transcriber:
             )
         self.chunk_batch = max(1, chunk_batch)
 
-    def features(self, samples: np.ndarray, rate: int) -> np.ndarray:
-        """Normalized features (frames, dim) of mono audio at any rate."""
+    def raw_features(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        """Features (frames, dim) of mono audio at any rate, before normalization."""
         samples = resample(samples, rate, self.feature_config.sample_rate)
         feats = compute_in_blocks(samples, self.feature_config)
         if len(feats) < self.recognizer.model.min_input_frames():
             raise AudioError(
                 f"too short: {len(feats)} frames, the model needs at least {self.recognizer.model.min_input_frames()}"
             )
-        return normalize(feats, self.cmvn_mode, None, self.recognizer.global_mean_std)
+        return feats
+
+    def normalized(self, feats: np.ndarray, speaker_stats: np.ndarray | None = None) -> np.ndarray:
+        """``feats`` normalized as the model was trained; a speaker-CMVN model without its speaker's statistics
+        normalizes with the utterance's own (utterance CMVN)."""
+        mode = self.recognizer.cmvn_mode
+        if mode == "speaker" and speaker_stats is None:
+            mode = "utterance"
+        return normalize(feats, mode, speaker_stats, self.recognizer.global_mean_std)
+
+    def features(self, samples: np.ndarray, rate: int, speaker_stats: np.ndarray | None = None) -> np.ndarray:
+        """Normalized features (frames, dim) of mono audio at any rate."""
+        return self.normalized(self.raw_features(samples, rate), speaker_stats)
 
     def windows(self, frames: int) -> list[tuple[int, int, int, int]]:
         """(start, end, keep_start, keep_end) in input frames: the chunks and the central part kept of each."""
@@ -127,12 +138,56 @@ class Transcriber:
 
     def transcribe(self, source: Source, timings: bool = False) -> Transcript:
         samples, rate = source.read()
-        log_probs = self.log_probs(self.features(samples, rate))
+        return self.transcribe_features(source.utt, self.features(samples, rate), len(samples) / rate, timings)
+
+    def transcribe_all(self, sources: list[Source], timings: bool = False):
+        """(source, transcript or the exception that stopped it) of each source, every speaker's together.
+
+        A speaker-CMVN model is applied as in the recipe's decode stage: the utterances of a speaker (known for
+        a Kaldi data directory's, from its utt2spk) are normalized with that speaker's statistics over all of
+        them, accumulated in utterance-id order like gather_features does, so the text is the decode stage's.
+        Any other source, and any other model, goes alone.
+        """
+        groups: dict = {}
+        for source in sources:
+            alone = source.speaker is None or self.recognizer.cmvn_mode != "speaker"
+            groups.setdefault(("", source.utt) if alone else ("speaker", source.speaker), []).append(source)
+        for (kind, _), group in groups.items():
+            if kind != "speaker":
+                yield from ((s, self._try(self.transcribe, s, timings)) for s in group)
+                continue
+            raw = {}
+            for source in group:
+                raw[source.utt] = self._try(self._read_raw, source)
+            readable = sorted((u for u, r in raw.items() if not isinstance(r, Exception)), key=lambda u: u.encode())
+            stats = accumulate_stats([raw[u][0] for u in readable]) if readable else None
+            for source in group:
+                if isinstance(raw[source.utt], Exception):
+                    yield source, raw[source.utt]
+                    continue
+                feats, seconds = raw[source.utt]
+                yield source, self._try(self.transcribe_speaker_utterance, source.utt, feats, stats, seconds, timings)
+
+    def _read_raw(self, source: Source) -> tuple[np.ndarray, float]:
+        samples, rate = source.read()
+        return self.raw_features(samples, rate), len(samples) / rate
+
+    def transcribe_speaker_utterance(self, utt, feats, stats, seconds: float, timings: bool) -> Transcript:
+        return self.transcribe_features(utt, self.normalized(feats, stats), seconds, timings)
+
+    @staticmethod
+    def _try(work, *args):
+        try:
+            return work(*args)
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the others: the caller reports it
+            return e
+
+    def transcribe_features(self, utt: str, feats: np.ndarray, seconds: float, timings: bool = False) -> Transcript:
+        log_probs = self.log_probs(feats)
         ids = self.decode(log_probs)
-        seconds = len(samples) / rate
         words = (
             word_times(log_probs, ids, self.recognizer.tokenizer, self.recognizer.frame_seconds, seconds)
             if timings
             else None
         )
-        return Transcript(source.utt, self.recognizer.tokenizer.decode(ids), seconds, words)
+        return Transcript(utt, self.recognizer.tokenizer.decode(ids), seconds, words)

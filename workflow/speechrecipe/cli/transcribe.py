@@ -38,8 +38,13 @@ rate; stereo is mixed down), a directory (every audio file in it and below; a Ka
 directory through its wav.scp and segments), or a wav.scp file. The utterance id of a file
 is its name without extension.
 
-Normalization is the model's CMVN. A model trained with speaker CMVN is applied to each
-file with that file's own statistics (utterance CMVN): there is no speaker to take them from.
+Normalization is the model's CMVN. A model trained with speaker CMVN needs each speaker's
+statistics: given a Kaldi data directory (or its wav.scp, with utt2spk beside it), every
+speaker's utterances are normalized with that speaker's statistics over all of them, as the
+decode stage does, and the text is the decode stage's (use the same --method and --beam-size
+as decode.method and decode.beam_size). Files without a known speaker are normalized with
+their own statistics (utterance CMVN), which costs accuracy. Global, utterance and no CMVN
+need nothing but the file.
 
 Files that cannot be read (missing, not audio, empty, shorter than one frame) are named
 on stderr and skipped; the others are still transcribed, and the exit status is 1.
@@ -110,20 +115,21 @@ def run(args: argparse.Namespace) -> int:
     sources = collect_inputs(args.audio, problems)
     for problem in problems:
         _error(problem)
-    if recognizer.cmvn_mode == "speaker":
+    alone = sum(s.speaker is None for s in sources)
+    if recognizer.cmvn_mode == "speaker" and alone:
         print(
-            "asr-transcribe: the model was trained with speaker CMVN; each file is normalized with its own "
-            "statistics (utterance CMVN)",
+            f"asr-transcribe: the model was trained with speaker CMVN; {alone} file(s) without a known speaker (not "
+            "from a Kaldi data directory with utt2spk) are normalized with their own statistics (utterance CMVN), "
+            "which costs accuracy; give the data directory to normalize each speaker with its own",
             file=sys.stderr,
         )
     timings = args.timings or args.ctm is not None
     ctm: list[str] = []
     failed, audio_seconds = [], 0.0
     started = time.perf_counter()
-    for source in sources:
-        try:
-            transcript = transcriber.transcribe(source, timings=timings)
-        except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
+    for source, transcript in transcriber.transcribe_all(sources, timings=timings):
+        if isinstance(transcript, Exception):  # one bad file does not stop the others
+            e = transcript
             _error(f"{source.utt}: {e}" if source.entry in str(e) else f"{source.utt} ('{source.entry}'): {e}")
             failed.append(source.utt)
             continue
