@@ -41,9 +41,9 @@ TRAIN = {
 }
 
 
-def train_tiny_model(fsdd_features, exp_dir: Path, cmvn: str = "global") -> Path:
+def train_tiny_model(fsdd_features, exp_dir: Path, cmvn: str = "global", model: dict = MODEL) -> Path:
     """exp_dir/am/final.pt trained by the recipe's own script on conftest's FSDD features."""
-    command = train_am_on(fsdd_features, exp_dir / "am", MODEL, TRAIN, cmvn)
+    command = train_am_on(fsdd_features, exp_dir / "am", model, TRAIN, cmvn)
     subprocess.run(
         [*command, "--features", json.dumps(FEATURES), "--threads", "1", "--no-progress"],
         check=True,
