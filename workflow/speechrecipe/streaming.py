@@ -288,9 +288,11 @@ class StreamingRecognizer:
         started = time.perf_counter()
         self.utterance.accept(self.resampler.process(samples))
         self.compute_seconds += time.perf_counter() - started
-        path = self.utterance.path
+        # Speech is text: a lone word-boundary piece decoded in a noise decodes to nothing and is not speech.
         rule = self.endpoint.rule_reached(
-            self.utterance.seconds, path.trailing_blanks * self.recognizer.frame_seconds, bool(path.ids)
+            self.utterance.seconds,
+            self.utterance.path.trailing_blanks * self.recognizer.frame_seconds,
+            bool(self.partial().strip()),
         )
         if rule is None:
             return False

@@ -1,0 +1,45 @@
+"""int8 models: dynamic quantization of the LSTM and linear layers.
+
+Dynamic quantization stores the weights of ``nn.LSTM`` and ``nn.Linear`` as int8 (one scale per
+tensor) and quantizes their inputs on the fly; everything else stays float. It needs no
+calibration data, and on CPUs it makes the matrix products cheaper. Two forms:
+
+- PyTorch (:func:`quantize_int8`): applied when a model is loaded (``asr-transcribe --int8``,
+  ``asr-serve --int8``, or a bundle exported with ``asr-export --int8``, whose manifest says
+  ``"quantization": "int8"``). It is a deterministic function of the float weights, so a bundle
+  keeps them as plain tensors (still loaded with ``weights_only=True``) and is quantized in the
+  same way everywhere; streaming (:meth:`CTCModel.step`) works on it as on the float model.
+- ONNX (:func:`quantize_onnx_int8`): onnxruntime's dynamic quantization of the float ONNX export
+  (``model.int8.onnx``), since a dynamically quantized PyTorch LSTM cannot be exported to ONNX
+  (pytorch #35536).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..fileio import atomic_path
+
+QUANTIZATIONS = ("int8",)
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (eval mode, CPU) with dynamically int8-quantized LSTM and linear layers."""
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao (pytorch/ao #2259) but still does this in 2.11.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.ao.quantization.quantize_dynamic(model.cpu().eval(), {nn.LSTM, nn.Linear}, dtype=torch.qint8)
+
+
+def quantize_onnx_int8(float_onnx: str | Path, out: str | Path) -> Path:
+    """onnxruntime's dynamic int8 quantization (weights int8, activations uint8 on the fly) of an ONNX export."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with atomic_path(out, suffix=".onnx") as tmp:
+        quantize_dynamic(str(float_onnx), str(tmp), weight_type=QuantType.QInt8)
+    return Path(out)
