@@ -2,18 +2,13 @@
 with tiny models trained here: the stream gives the decode stage's text, chunk sizes do not matter,
 endpoints split a stream into its utterances, bidirectional models are served by decoding again."""
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import soundfile
 import torch
 import torchaudio.functional as AF
-from test_transcribe import FEATURES, concatenate, fsdd_wav, train_tiny_model
+from test_transcribe import FEATURES, concatenate, decode_stage, fsdd_wav, train_tiny_model
 
-from conftest import ROOT
 from speechrecipe.audio import read_audio, resample
 from speechrecipe.cmvn import ONLINE_PRIOR_FRAMES, OnlineCMVN, normalize
 from speechrecipe.config import ModelConfig
@@ -123,21 +118,9 @@ def test_the_step_api_computes_what_forward_computes():
 
 @pytest.mark.parametrize("subset", ["train", "dev"])
 def test_streaming_gives_the_text_of_the_decode_stage(streaming, streaming_exp, fsdd_features, tmp_path, subset):
-    hyp = tmp_path / "hyp.txt"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "workflow/scripts/decode.py"),
-            str(streaming_exp / "am/final.pt"),
-            str(fsdd_features / "fbank" / subset),
-            str(hyp),
-            "--config",
-            json.dumps({"method": "greedy"}),
-        ],
-        check=True,
-        capture_output=True,
+    offline = decode_stage(
+        streaming_exp, fsdd_features / "fbank" / subset, tmp_path / "hyp.txt", '{"method": "greedy"}'
     )
-    offline = read_table(hyp)
     wav_scp = read_table(fsdd_features / "data" / subset / "wav.scp")
     streamed = {}
     for n, (utt, path) in enumerate(sorted(wav_scp.items())):

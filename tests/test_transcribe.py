@@ -95,23 +95,18 @@ def concatenate(files, gap_seconds=0.1) -> tuple[np.ndarray, int]:
 # --- same text as the recipe ----------------------------------------------------------
 
 
+def decode_stage(exp: Path, feat_dir: Path, hyp: Path, config: str) -> dict[str, str]:
+    """The recipe's decode stage (workflow/scripts/decode.py) on a feature directory: utt -> text."""
+    command = [sys.executable, str(ROOT / "workflow/scripts/decode.py"), str(exp / "am/final.pt"), str(feat_dir)]
+    subprocess.run([*command, str(hyp), "--config", config], check=True, capture_output=True)
+    return read_table(hyp)
+
+
 @pytest.mark.parametrize("subset", ["train", "dev"])
 def test_same_text_as_the_recipe_decoding_stage(exp, fsdd_features, tmp_path, subset):
-    hyp = tmp_path / "hyp.txt"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "workflow/scripts/decode.py"),
-            str(exp / "am/final.pt"),
-            str(fsdd_features / "fbank" / subset),
-            str(hyp),
-            "--config",
-            '{"method": "beam", "beam_size": 10}',
-        ],
-        check=True,
-        capture_output=True,
+    recipe = decode_stage(
+        exp, fsdd_features / "fbank" / subset, tmp_path / "hyp.txt", '{"method": "beam", "beam_size": 10}'
     )
-    recipe = read_table(hyp)
 
     result = run_cli(exp, fsdd_features / "data" / subset / "wav.scp")
     assert result.returncode == 0, result.stderr

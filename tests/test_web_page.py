@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 import soundfile
-from test_report import chromium  # noqa: F401 - the fixture: Debian's chromium, installed when missing
+from test_report import chromium, headless_flags  # noqa: F401 - chromium: the fixture (installed when missing)
 from test_server import ServerProcess
 from test_transcribe import fsdd_wav
 
@@ -73,12 +73,7 @@ def start_chromium(browser: str, url: str, audio, profile) -> tuple[subprocess.P
     log = profile / "chromium.log"
     command = [
         browser,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
+        *headless_flags(profile),
         "--remote-debugging-port=0",
         "--use-fake-ui-for-media-stream",  # allow the microphone without asking
         "--use-fake-device-for-media-stream",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -51,59 +52,23 @@ examples:
     )
     parser.add_argument("model", metavar="MODEL", help="experiment directory, final.pt or model bundle")
     parser.add_argument("--host", default=defaults.host, help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=defaults.port, help="port (default: %(default)s; 0: any free)")
-    parser.add_argument(
-        "--max-streams",
-        type=int,
-        default=defaults.max_streams,
-        help="connections recognized at once (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-queue",
-        type=int,
-        default=defaults.max_queue,
-        help="connections waiting for a free stream; more are refused with HTTP 503 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--queue-timeout",
-        type=float,
-        default=defaults.queue_timeout,
-        help="seconds a waiting connection waits before it is closed with 1013 'try again later' "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=defaults.workers, help="threads running the network (default: %(default)s)"
-    )
-    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads per operation (default: %(default)s)")
-    parser.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=defaults.idle_timeout,
-        help="seconds without a message before a connection is closed (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--sample-rate", type=int, help="rate of clients that send no config (default: the model's rate)"
-    )
-    parser.add_argument(
-        "--trailing-silence",
-        type=float,
-        default=rules.trailing_silence,
-        help="an utterance ends after this many seconds of blank output following speech; 0: never "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--silence-timeout",
-        type=float,
-        default=rules.silence_timeout,
-        help="an utterance in which nothing was recognized ends after this many seconds; 0: never "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-utterance",
-        type=float,
-        default=rules.max_utterance,
-        help="an utterance ends after this many seconds whatever it holds; 0: never (default: %(default)s)",
-    )
+    options = [  # flag, type, default, what it sets
+        ("--port", int, defaults.port, "port (0: any free one)"),
+        ("--max-streams", int, defaults.max_streams, "connections recognized at once"),
+        ("--max-queue", int, defaults.max_queue, "connections waiting for a free stream; more are refused (HTTP 503)"),
+        ("--queue-timeout", float, defaults.queue_timeout, "seconds a connection waits before 1013 'try again later'"),
+        ("--workers", int, defaults.workers, "threads running the network"),
+        ("--threads", int, 1, "PyTorch threads per operation"),
+        ("--idle-timeout", float, defaults.idle_timeout, "seconds without a message before a connection is closed"),
+        ("--sample-rate", int, None, "rate of clients that send no config (default: the model's rate)"),
+        ("--trailing-silence", float, rules.trailing_silence, "end an utterance after this much blank following text"),
+        ("--silence-timeout", float, rules.silence_timeout, "end an utterance in which nothing was recognized"),
+        ("--max-utterance", float, rules.max_utterance, "end an utterance this long, whatever it holds"),
+    ]
+    for flag, kind, default, what in options:
+        unit = " (seconds; 0: never)" if flag in ("--trailing-silence", "--silence-timeout", "--max-utterance") else ""
+        shown = "" if default is None else " (default: %(default)s)"
+        parser.add_argument(flag, type=kind, default=default, help=what + unit + shown)
     parser.add_argument(
         "--int8", action="store_true", help="run the LSTM and linear layers with dynamic int8 quantization"
     )
@@ -117,17 +82,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     try:
         endpoint = EndpointConfig(args.trailing_silence, args.silence_timeout, args.max_utterance)
-        config = ServerConfig(
-            host=args.host,
-            port=args.port,
-            max_streams=args.max_streams,
-            max_queue=args.max_queue,
-            queue_timeout=args.queue_timeout,
-            workers=args.workers,
-            idle_timeout=args.idle_timeout,
-            sample_rate=args.sample_rate,
-            endpoint=endpoint,
-        )
+        settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(ServerConfig) if f.name != "endpoint"}
+        config = ServerConfig(**settings, endpoint=endpoint)
         recognizer = Recognizer.load(args.model, quantize=args.int8)
         server = RecognitionServer(recognizer, config)
     except Exception as e:  # noqa: BLE001 - a model or setting that cannot be used ends the run with one line
