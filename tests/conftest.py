@@ -141,3 +141,12 @@ def fsdd_features(tmp_path_factory, fsdd_recordings):
         20,
     )
     return base
+
+
+@pytest.fixture(scope="session")
+def streaming_exp(fsdd_features, tmp_path_factory):
+    """A tiny streaming model (unidirectional LSTM, online CMVN) trained on fsdd_features, as test_transcribe's."""
+    from test_transcribe import train_tiny_model
+
+    model = {"hidden": 64, "layers": 2, "bidirectional": False, "subsampling": "stack", "subsampling_factor": 3}
+    return train_tiny_model(fsdd_features, tmp_path_factory.mktemp("stream_exp"), "online", model)

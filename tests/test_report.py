@@ -357,16 +357,23 @@ def chromium(tmp_path_factory) -> str:
     return found
 
 
-def headless(chromium: str, page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    """chromium --headless on a local file, with no network (every host name fails to resolve)."""
-    cmd = [
-        chromium,
+def headless_flags(profile: Path) -> list[str]:
+    """What every headless chromium of the tests runs with (as root in CI, in a container, profile in ``profile``)."""
+    return [
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--no-first-run",
         f"--user-data-dir={profile}",
+    ]
+
+
+def headless(chromium: str, page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """chromium --headless on a local file, with no network (every host name fails to resolve)."""
+    cmd = [
+        chromium,
+        *headless_flags(profile),
         "--host-resolver-rules=MAP * ~NOTFOUND",
         "--enable-logging=stderr",
         "--v=0",

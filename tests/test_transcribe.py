@@ -41,9 +41,9 @@ TRAIN = {
 }
 
 
-def train_tiny_model(fsdd_features, exp_dir: Path, cmvn: str = "global") -> Path:
+def train_tiny_model(fsdd_features, exp_dir: Path, cmvn: str = "global", model: dict = MODEL) -> Path:
     """exp_dir/am/final.pt trained by the recipe's own script on conftest's FSDD features."""
-    command = train_am_on(fsdd_features, exp_dir / "am", MODEL, TRAIN, cmvn)
+    command = train_am_on(fsdd_features, exp_dir / "am", model, TRAIN, cmvn)
     subprocess.run(
         [*command, "--features", json.dumps(FEATURES), "--threads", "1", "--no-progress"],
         check=True,
@@ -100,6 +100,13 @@ def speaker_cmvn_exp(fsdd_features, tmp_path_factory):
     return train_tiny_model(fsdd_features, tmp_path_factory.mktemp("exp_speaker"), cmvn="speaker")
 
 
+def decode_stage(exp: Path, feat_dir: Path, hyp: Path, config: str) -> dict[str, str]:
+    """The recipe's decode stage (workflow/scripts/decode.py) on a feature directory: utt -> text."""
+    command = [sys.executable, str(ROOT / "workflow/scripts/decode.py"), str(exp / "am/final.pt"), str(feat_dir)]
+    subprocess.run([*command, str(hyp), "--config", config], check=True, capture_output=True)
+    return read_table(hyp)
+
+
 @pytest.mark.parametrize("subset", ["train", "dev"])
 def test_same_text_as_the_recipe_decoding_stage(exp, fsdd_features, tmp_path, subset):
     assert_same_text_as_decode_stage(exp, fsdd_features, tmp_path, subset)
@@ -113,21 +120,9 @@ def test_a_speaker_cmvn_model_on_a_data_directory_gives_the_decode_stages_text(
 
 
 def assert_same_text_as_decode_stage(exp, fsdd_features, tmp_path, subset):
-    hyp = tmp_path / "hyp.txt"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "workflow/scripts/decode.py"),
-            str(exp / "am/final.pt"),
-            str(fsdd_features / "fbank" / subset),
-            str(hyp),
-            "--config",
-            '{"method": "beam", "beam_size": 10}',
-        ],
-        check=True,
-        capture_output=True,
+    recipe = decode_stage(
+        exp, fsdd_features / "fbank" / subset, tmp_path / "hyp.txt", '{"method": "beam", "beam_size": 10}'
     )
-    recipe = read_table(hyp)
 
     result = run_cli(exp, fsdd_features / "data" / subset / "wav.scp")
     assert result.returncode == 0, result.stderr

@@ -17,6 +17,16 @@ def word_times(
 ) -> list[tuple[str, float, float]]:
     """(word, start, end) in seconds of each word of hypothesis ``ids``, aligned to ``log_probs``
     (output frames, vocab) of audio ``seconds`` long."""
+    return [
+        (word, start, end) for word, start, end, _ in aligned_words(log_probs, ids, tokenizer, frame_seconds, seconds)
+    ]
+
+
+def aligned_words(
+    log_probs: torch.Tensor, ids: list[int], tokenizer, frame_seconds: float, seconds: float
+) -> list[tuple[str, float, float, float]]:
+    """(word, start, end, confidence) of each word of hypothesis ``ids``, as :func:`word_times`; the
+    confidence is the mean posterior of the word's tokens over the frames aligned to them (0 to 1)."""
     if not ids:
         return []
     import torchaudio.functional as AF
@@ -26,19 +36,22 @@ def word_times(
     )
     spans = AF.merge_tokens(alignment[0], scores[0].exp())
     pieces = tokenizer.pieces
-    words: list[list] = []  # [token ids, first frame, end frame]
+    words: list[list] = []  # [token ids, first frame, end frame, token posteriors]
     for span in spans:
         if not words or pieces[span.token].startswith(WORD_BOUNDARY):
-            words.append([[span.token], span.start, span.end])
+            words.append([[span.token], span.start, span.end, [span.score]])
         else:
             words[-1][0].append(span.token)
             words[-1][2] = span.end
+            words[-1][3].append(span.score)
     timed = []
-    for tokens, first, end in words:
+    for tokens, first, end, posteriors in words:
         text = tokenizer.decode(tokens).strip()
         if text:
             start = min(first * frame_seconds, seconds)
-            timed.append((text, start, min(max(end * frame_seconds, start), seconds)))
+            timed.append(
+                (text, start, min(max(end * frame_seconds, start), seconds), sum(posteriors) / len(posteriors))
+            )
     return timed
 
 

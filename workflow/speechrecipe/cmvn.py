@@ -1,4 +1,4 @@
-"""Cepstral mean and variance normalization (CMVN): statistics and the four normalization modes.
+"""Cepstral mean and variance normalization (CMVN): statistics and the five normalization modes.
 
 Statistics use Kaldi's layout, a 2 x (dim + 1) float64 matrix: row 0 holds the sums and
 the frame count, row 1 the sums of squares (``cmvn.scp`` of a feature directory holds one
@@ -10,6 +10,9 @@ default is ``--norm-vars=false``, means only):
 - ``speaker``: each speaker's own statistics, which removes much of what differs between
   voices and channels (the model then needs a speaker's statistics at inference);
 - ``utterance``: each utterance's own statistics (works on any single file);
+- ``online``: causal per-utterance statistics seeded with the global ones
+  (:class:`OnlineCMVN`): frame t is normalized with what is known at frame t, so a live
+  stream is normalized exactly as the training utterances were;
 - ``none``.
 """
 
@@ -22,6 +25,12 @@ import numpy as np
 from .config import CMVN_MODES
 
 VARIANCE_FLOOR = 1e-10
+# Online CMVN counts the training set's global statistics as this many frames (1 s at a 10 ms shift)
+# before the utterance's own frames, like Kaldi's OnlineCmvnOptions::global_frames (200 there): the
+# first frames of an utterance are normalized mostly globally, and by 1 s in its own statistics
+# weigh as much as the prior. A model stores only its CMVN mode, so changing this constant
+# changes what every trained online-CMVN model computes: it is fixed, not a config key.
+ONLINE_PRIOR_FRAMES = 100
 
 
 def accumulate_stats(feats_list) -> np.ndarray:
@@ -64,7 +73,7 @@ def normalize(
     speaker_stats: np.ndarray | None = None,
     global_mean_std: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """``feats`` (frames, dim) normalized by ``mode``: global, speaker (with ``speaker_stats``), utterance or none."""
+    """``feats`` (frames, dim) normalized by ``mode``: global, speaker (``speaker_stats``), utterance, online, none."""
     if mode == "none":
         return feats
     if mode == "global":
@@ -73,6 +82,44 @@ def normalize(
         mean, std = stats_to_mean_std(speaker_stats)
     elif mode == "utterance":
         mean, std = feats.mean(axis=0), np.sqrt(np.maximum(feats.var(axis=0), VARIANCE_FLOOR))
+    elif mode == "online":
+        return OnlineCMVN(*global_mean_std).process(feats)
     else:
         raise ValueError(f"unknown CMVN mode '{mode}' (use one of {', '.join(CMVN_MODES)})")
     return ((feats - mean) / std).astype(np.float32)
+
+
+class OnlineCMVN:
+    """Causal CMVN of one utterance, fed frames as they come (:meth:`process`).
+
+    Frame t is normalized with the mean and variance of the global statistics, counted as
+    :data:`ONLINE_PRIOR_FRAMES` frames, plus the utterance's frames 0..t. There is no window:
+    an utterance is bounded (training's ``am.max_frames``, the server's endpointing and maximum
+    utterance length), and each one starts again from the prior.
+
+    The running sums are float64 and accumulated frame after frame in one order
+    (``np.cumsum`` is sequential), and everything else is element-wise, so the output does not
+    depend on how the frames are split into calls: one call for a stored utterance (training,
+    the decode stage, ``asr-transcribe``) and one call per chunk of a live stream (the server)
+    give identical numbers.
+    """
+
+    def __init__(self, global_mean: np.ndarray, global_std: np.ndarray, prior_frames: int = ONLINE_PRIOR_FRAMES):
+        mean = np.asarray(global_mean, dtype=np.float64)
+        std = np.asarray(global_std, dtype=np.float64)
+        self.count = float(prior_frames)
+        self.sums = prior_frames * mean
+        self.squares = prior_frames * (std**2 + mean**2)
+
+    def process(self, frames: np.ndarray) -> np.ndarray:
+        """The next ``frames`` (n, dim) of the utterance, normalized (float32)."""
+        frames = np.asarray(frames, dtype=np.float64)
+        if len(frames) == 0:
+            return np.zeros(frames.shape, dtype=np.float32)
+        sums = np.cumsum(np.vstack([self.sums, frames]), axis=0)[1:]
+        squares = np.cumsum(np.vstack([self.squares, frames**2]), axis=0)[1:]
+        counts = self.count + np.arange(1, len(frames) + 1, dtype=np.float64)[:, None]
+        self.sums, self.squares, self.count = sums[-1], squares[-1], float(counts[-1, 0])
+        mean = sums / counts
+        var = np.maximum(squares / counts - mean**2, VARIANCE_FLOOR)
+        return ((frames - mean) / np.sqrt(var)).astype(np.float32)

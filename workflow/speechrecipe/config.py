@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, get_type_hints
 
-CMVN_MODES = ("global", "speaker", "utterance", "none")
+CMVN_MODES = ("global", "speaker", "utterance", "online", "none")
 FEATURE_TYPES = ("fbank", "mfcc")
 SUBSAMPLING_TYPES = ("stack", "conv2d", "none")
 GENERATED_NOISE_TYPES = ("white", "pink", "babble")

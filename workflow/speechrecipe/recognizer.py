@@ -15,18 +15,25 @@ from .config import FeatureConfig, ModelConfig
 from .decoding import greedy_ids
 from .model.files import load_final
 from .model.network import CTCModel
+from .model.quantize import quantize_int8
 from .tokens import Tokenizer
 
 
 class Recognizer:
     """A trained model ready to decode, from one ``final.pt``-shaped dict."""
 
-    def __init__(self, final: dict, device: str = "cpu"):
+    def __init__(self, final: dict, device: str = "cpu", quantize: bool = False):
         self.final = final
         self.model = CTCModel(ModelConfig.from_dict(final["model_config"]))
         self.model.load_state_dict(final["model"])
         self.model.eval().to(device)
         self.device = device
+        # int8: asked for here, or recorded in an int8 bundle (speechrecipe.model.quantize).
+        self.quantization = "int8" if quantize else final.get("quantization")
+        if self.quantization == "int8":
+            if device != "cpu":
+                raise ValueError("an int8 (dynamically quantized) model runs on the CPU only: use --device cpu")
+            self.model = quantize_int8(self.model)
         self.tokenizer = Tokenizer(bytes(final["tokenizer"]))
         self.cmvn_mode = final["cmvn"]["mode"]
         self.global_stats = final["cmvn"]["global_stats"]
@@ -34,9 +41,10 @@ class Recognizer:
         self.feature_config = FeatureConfig.from_dict(final["feature_config"])
 
     @classmethod
-    def load(cls, path, device: str = "cpu") -> Recognizer:
-        """From an experiment directory (``exp/<tag>``), its ``am`` directory, a ``final.pt`` or a bundle."""
-        return cls(load_final(path), device)
+    def load(cls, path, device: str = "cpu", quantize: bool = False) -> Recognizer:
+        """From an experiment directory (``exp/<tag>``), its ``am`` directory, a ``final.pt`` or a bundle;
+        ``quantize``: with int8 LSTM and linear layers."""
+        return cls(load_final(path), device, quantize)
 
     @property
     def frame_seconds(self) -> float:

@@ -9,7 +9,10 @@ with its own (utterance CMVN).
 Long recordings go through the network in overlapping chunks: each chunk's
 log-probabilities are kept only in its central part (the overlap on each side
 is context), the kept parts are concatenated and the whole is decoded at once,
-so memory is bounded by the chunk size whatever the length of the recording.
+so memory is bounded by the chunk size whatever the length of the recording. A unidirectional
+model (:attr:`~speechrecipe.model.network.CTCModel.streamable`) needs no overlap: its chunks go
+through one after the other with the LSTM state carried over, which is what one pass computes
+and what the streaming server computes (:mod:`speechrecipe.streaming`).
 Word times come from CTC forced alignment of the decoded tokens (:mod:`speechrecipe.alignment`).
 """
 
@@ -115,6 +118,8 @@ class Transcriber:
 
     def log_probs(self, feats: np.ndarray) -> torch.Tensor:
         """CTC log-probabilities (output frames, vocab) of one normalized utterance, chunk by chunk."""
+        if self.recognizer.model.streamable:
+            return self.streamed_log_probs(feats)
         factor = self.recognizer.model.subsampling_factor
         windows = self.windows(len(feats))
         kept = []
@@ -132,9 +137,25 @@ class Transcriber:
                 kept.append(log_probs[row, first:last])
         return torch.cat(kept)
 
+    def streamed_log_probs(self, feats: np.ndarray) -> torch.Tensor:
+        """A unidirectional model's log-probabilities, chunk after chunk with the LSTM state carried over."""
+        model, device = self.recognizer.model, self.recognizer.device
+        state, kept = None, []
+        with torch.inference_mode():
+            for start in range(0, len(feats), self.chunk_frames):  # chunk_frames: whole stacks
+                log_probs, state = model.step(
+                    torch.from_numpy(feats[start : start + self.chunk_frames])[None].to(device), state
+                )
+                kept.append(log_probs[0].cpu())
+        return torch.cat(kept)
+
     def decode(self, log_probs: torch.Tensor) -> list[int]:
         lengths = torch.tensor([len(log_probs)])
         return (self.search(log_probs[None], lengths) if self.search else greedy_ids(log_probs[None], lengths))[0]
+
+    def decode_text(self, samples: np.ndarray, rate: int) -> str:
+        """The text of mono audio at any rate."""
+        return self.recognizer.tokenizer.decode(self.decode(self.log_probs(self.features(samples, rate))))
 
     def transcribe(self, source: Source, timings: bool = False) -> Transcript:
         samples, rate = source.read()

@@ -13,7 +13,8 @@ model trims to the longest utterance), and the real frames are exactly those of
 the utterance decoded alone.
 
 :func:`verify` checks that the exports (and a bundle, :mod:`speechrecipe.model.files`)
-give the PyTorch model's outputs on real audio.
+give the PyTorch model's outputs on real audio; :func:`verify_int8` measures how far the int8
+models (:mod:`speechrecipe.model.quantize`) are from them.
 """
 
 from __future__ import annotations
@@ -199,4 +200,33 @@ def verify(
             report["frames"],
             diff,
         )
+    return report
+
+
+def verify_int8(reference, feats_list: list[np.ndarray], backends: dict, min_agreement: float = 0.9) -> dict:
+    """How close int8 models come to the float model on normalized features of real audio.
+
+    An int8 model does not give the float outputs (its weights are rounded), so instead of a
+    tolerance on log-probabilities the check is on what decoding uses: the share of output frames
+    whose best token is the float model's (``<name>_best_path_agreement``, at least
+    ``min_agreement``), and the largest log-probability difference for the record.
+    """
+    feats, lengths = _pad(feats_list)
+    ref, ref_lengths = reference(feats, lengths)
+    report = {}
+    for name, run in backends.items():
+        log_probs, out_lengths = run(feats, lengths)
+        log_probs = torch.as_tensor(np.asarray(log_probs))
+        agree = total = 0
+        for i, n in enumerate(ref_lengths.tolist()):
+            agree += int((log_probs[i, :n].argmax(-1) == ref[i, :n].argmax(-1)).sum())
+            total += n
+        report[f"{name}_max_abs_diff"] = _max_diff(ref, ref_lengths, log_probs, out_lengths, name)
+        report[f"{name}_best_path_agreement"] = agree / total
+        log.info("%s: best token of %.2f%% of %d frames as the float model's", name, 100 * agree / total, total)
+        if agree / total < min_agreement:
+            raise ExportError(
+                f"{name}: the best token of only {100 * agree / total:.1f}% of the frames is the float model's "
+                f"(at least {100 * min_agreement:g}% expected): this model does not survive int8 quantization"
+            )
     return report

@@ -22,6 +22,9 @@ it is executable::
     tokens.txt        its units, '<piece> <id>' per line
     cmvn.json         CMVN mode and the training set's global statistics (Kaldi's 2 x (dim+1) layout)
 
+An int8 bundle (``asr-export --int8``) is the same with ``"quantization": "int8"`` in its manifest:
+its float weights are quantized when it is loaded (:mod:`speechrecipe.model.quantize`).
+
 :func:`load_final` finds a model from whatever a user has: an experiment directory
 (``exp/<tag>``), its ``am`` directory, a ``final.pt``, or a bundle.
 """
@@ -38,6 +41,7 @@ from .. import checkpoint
 from ..config import ModelConfig, config_hash
 from ..fileio import atomic_open, atomic_path
 from ..tokens import Tokenizer
+from .quantize import QUANTIZATIONS
 
 BUNDLE_FORMAT = "speechrecipe-bundle"
 BUNDLE_VERSION = 1
@@ -114,14 +118,15 @@ def _sha256(path: Path) -> str:
 
 def bundle_config_hash(final: dict, pieces: list[str]) -> str:
     """The hash of everything that decides what the model computes from audio, besides its weights."""
-    return config_hash(
-        {
-            "model": final["model_config"],
-            "features": final["feature_config"],
-            "cmvn": final["cmvn"]["mode"],
-            "tokenizer": pieces,
-        }
-    )
+    what = {
+        "model": final["model_config"],
+        "features": final["feature_config"],
+        "cmvn": final["cmvn"]["mode"],
+        "tokenizer": pieces,
+    }
+    if final.get("quantization"):  # only when set, so that float bundles keep the hashes they had
+        what["quantization"] = final["quantization"]
+    return config_hash(what)
 
 
 def write_bundle(final: dict, out_dir: str | Path, source: str | None = None) -> dict:
@@ -150,6 +155,7 @@ def write_bundle(final: dict, out_dir: str | Path, source: str | None = None) ->
         "model_config": final["model_config"],
         "feature_config": final["feature_config"],
         "cmvn_mode": final["cmvn"]["mode"],
+        **({"quantization": final["quantization"]} if final.get("quantization") else {}),
         "vocab_size": tokenizer.vocab_size,
         "parameters": int(sum(t.numel() for t in state.values() if t.is_floating_point())),
         "averaged_epochs": list(final.get("averaged_epochs", [])),
@@ -228,6 +234,13 @@ def read_bundle(bundle_dir: str | Path) -> dict:
         "cmvn": {"mode": cmvn["mode"], "global_stats": torch.tensor(cmvn["global_stats"], dtype=torch.float64)},
         "averaged_epochs": manifest.get("averaged_epochs", []),
     }
+    if manifest.get("quantization") is not None:
+        if manifest["quantization"] not in QUANTIZATIONS:
+            raise BundleError(
+                f"{bundle_dir}/manifest.json: quantization '{manifest['quantization']}' is unknown "
+                f"(this code knows {', '.join(QUANTIZATIONS)})"
+            )
+        final["quantization"] = manifest["quantization"]
     pieces = Tokenizer(final["tokenizer"]).pieces
     if bundle_config_hash(final, pieces) != manifest.get("config_hash"):
         raise BundleError(f"{bundle_dir}: the config hash in manifest.json does not match its contents")

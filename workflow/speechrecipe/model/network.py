@@ -5,6 +5,10 @@ multi-layer ``nn.LSTM`` so that the lower layers can be initialized from a
 pretrained encoder of the same shape (the denoising autoencoder's) and frozen
 on their own; each is still a cuDNN LSTM on the GPU.
 
+A unidirectional model also runs as a stream (:meth:`CTCModel.step`): the LSTM states are
+carried from one chunk of frames to the next, so every chunk costs the same and the outputs are
+those of the whole utterance in one call (:mod:`speechrecipe.streaming` feeds it live audio).
+
 Padded batches are handled without ``pack_padded_sequence``: on the CPU its
 backward pass is 5-30 times slower than a plain LSTM call. The forward
 direction never sees the padding (it comes after the last real frame); the
@@ -104,6 +108,10 @@ class LSTMLayer(nn.Module):
         y_backward, _ = self.backward_lstm(reverse_within_lengths(x, lengths))
         return torch.cat([y, reverse_within_lengths(y_backward, lengths)], dim=-1)
 
+    def step(self, x: torch.Tensor, state: tuple | None) -> tuple[torch.Tensor, tuple]:
+        """The next frames ``x`` of a stream (forward direction only) from ``state`` (h, c), and the state after them."""
+        return self.forward_lstm(x, state)
+
 
 class LSTMEncoder(nn.Module):
     """Subsampling followed by ``layers`` LSTM layers with dropout between them."""
@@ -142,6 +150,35 @@ class CTCModel(nn.Module):
         """Log-probabilities (batch, frames, vocab) and output lengths."""
         x, lengths = self.encoder(feats, lengths)
         return self.output(x).log_softmax(dim=-1), lengths
+
+    @property
+    def streamable(self) -> bool:
+        """Whether :meth:`step` can run it: unidirectional layers over stacked (or unsubsampled) frames."""
+        return not self.config.bidirectional and self.config.subsampling in ("stack", "none")
+
+    def step(self, feats: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
+        """Streaming inference: log-probabilities (batch, frames, vocab) of the next normalized ``feats``
+        (batch, time, dim) of a stream, from the LSTM ``state`` the previous call returned (None at
+        the start of an utterance), and the state after them.
+
+        ``time`` must be a multiple of the subsampling factor, except in the last call of an
+        utterance, whose incomplete stack is padded with zeros exactly as :meth:`forward` pads it.
+        Fed an utterance chunk by chunk, it computes what :meth:`forward` computes in one call.
+        """
+        if not self.streamable:
+            raise ValueError(
+                "only a unidirectional model with stack (or no) subsampling can run as a stream "
+                "(am.model.bidirectional: false, subsampling: stack); a bidirectional one needs the whole "
+                "utterance: decode the audio so far again instead"
+            )
+        lengths = torch.full((feats.shape[0],), feats.shape[1], dtype=torch.long)
+        x, _ = self.encoder.subsampling(feats, lengths)
+        new_state = []
+        for i, layer in enumerate(self.encoder.layers):
+            x, layer_state = layer.step(x, state[i] if state else None)
+            x = self.encoder.dropout(x)
+            new_state.append(layer_state)
+        return self.output(x).log_softmax(dim=-1), new_state
 
     def min_input_frames(self) -> int:
         """The shortest input that still gives one output frame per subsampling step."""
