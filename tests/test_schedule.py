@@ -112,7 +112,7 @@ def test_a_corpus_too_small_or_too_short_for_the_subsampling_is_told_so(fsdd_fea
 
 def test_warnings_when_training_never_left_the_all_blank_phase_or_had_not_converged():
     blank = [{**r, "dev_empty": 1.0} for r in rows(9.0, 8.9, 8.9)]
-    assert any("still all blank" in w for w in training_warnings(blank, AMTrainConfig()))
+    assert any("still all blank" in w for w in training_warnings(blank))
     falling = rows(9.0, 8.0, 7.0, 6.0, 4.0)
-    assert any("still falling fast" in w for w in training_warnings(falling, AMTrainConfig()))
-    assert training_warnings(rows(9.0, 3.0, 2.0, 2.0, 2.0), AMTrainConfig()) == []
+    assert any("still falling fast" in w for w in training_warnings(falling))
+    assert training_warnings(rows(9.0, 3.0, 2.0, 2.0, 2.0)) == []

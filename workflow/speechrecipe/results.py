@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .schedule import training_warnings
 from .scoring import parse_kaldi_line
 
 COLUMNS = ["set", "wer", "cer", "words", "ins", "del", "sub", "base", "noise", "snr"]
@@ -102,14 +103,17 @@ def results_markdown(
     snr_table = by_snr(table)
     if snr_table is not None:
         lines += ["WER (%) by SNR of the noisy test sets:", "", frame_markdown(snr_table), ""]
+    steps = f"{int(history['step'].iloc[-1])} steps in " if "step" in history else ""
     lines += [
         (
-            f"Acoustic model: {len(history)} epochs, {history['seconds'].sum():.0f} s of training, "
-            f"best dev loss {history['dev_loss'].min():.4f} (epoch {int(history.loc[best, 'epoch'])}), "
+            f"Acoustic model: {steps}{int(history['epoch'].iloc[-1])} epochs, {history['seconds'].sum():.0f} s of "
+            f"training, best dev loss {history['dev_loss'].min():.4f} (epoch {int(history.loc[best, 'epoch'])}), "
             f"last dev token error rate {100 * history['dev_ter'].iloc[-1]:.2f} %."
         ),
         "",
     ]
+    # The training job's warnings (all-blank dev output, a loss still falling fast) belong beside the table.
+    lines += [f"**{w}**\n" for w in training_warnings(history.to_dict("records"))]
     for name in table["set"]:
         lines.append(f"    {(exp / f'decode_{name}' / 'wer').read_text().splitlines()[0]} {exp}/decode_{name}")
     lines.append("")

@@ -47,7 +47,7 @@ def best_checks(history: list[dict], available: set[int], count: int, select_by:
 STILL_FALLING = 0.10
 
 
-def training_warnings(history: list[dict], config) -> list[str]:
+def training_warnings(history: list[dict]) -> list[str]:
     """What a user must know about how a run ended: the dev output still all blank (training never really
     started), or the dev loss still falling fast (it stopped too early); empty when neither."""
     if not history:

@@ -517,7 +517,7 @@ class Trainer:
             epochs,
             self.steps_per_epoch,
         )
-        for warning in training_warnings(s.history, self.config):
+        for warning in training_warnings(s.history):
             log.warning("%s%s", self.task.prefix, warning)
         return final
 
