@@ -70,7 +70,8 @@ def test_a_bad_key_is_reported_in_a_few_lines_with_its_path_and_the_closest_vali
     assert "valid keys of am.train: average_best, batch_frames" in message and len(message.splitlines()) <= 5
     message = check({"am": {"cmvn": "spekaer"}})
     assert (
-        "am.cmvn is 'spekaer': allowed values are global, speaker, utterance, online, none; did you mean 'speaker'?" in message
+        "am.cmvn is 'spekaer': allowed values are global, speaker, utterance, online, none; did you mean 'speaker'?"
+        in message
     )
     message = check({"features": {"nj": 0}, "am": {"train": {"lr": "fast"}}})
     assert "features.nj is 0: 0 is less than the minimum of 1" in message
