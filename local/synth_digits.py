@@ -5,7 +5,8 @@ Usage, from the project root::
 
     python local/synth_digits.py --out-dir data/synth_digits [--seed 1] \\
         [--utts-per-speaker 60] [--min-digits 1] [--max-digits 5] \\
-        [--num-train-speakers 8] [--num-dev-speakers 2] [--num-test-speakers 2]
+        [--num-train-speakers 8] [--num-dev-speakers 2] [--num-test-speakers 2] \\
+        [--words yes,no]
 
 Needs no download and no corpus: the speech is synthesised by eSpeak NG (the
 ``espeakng-loader`` package, see ``speechrecipe.synth``). Writes the Kaldi
@@ -21,7 +22,8 @@ and pitches all occur there too. Speaker ids are ``synth01`` ... (training
 first, then dev, then test); utterance ids ``<speaker>-<index:04d>``.
 
 Each utterance is a random string of ``--min-digits`` to ``--max-digits``
-digits (transcript ``THREE ONE FOUR``) with 0.05-0.3 s of near-silence before
+digits (transcript ``THREE ONE FOUR``), or of words of ``--words`` (any
+vocabulary eSpeak can say, e.g. ``--words yes,no`` or a spelling alphabet), with 0.05-0.3 s of near-silence before
 and after it and a random gain of 0 to -6 dB. Everything is drawn from
 ``--seed``, and each utterance from its own generator seeded by the seed and
 its id, so a run with the same arguments reproduces every file bit for bit.
@@ -134,7 +136,7 @@ def voice_cost(voice: tuple[str, str], female: bool, training: list, in_set: lis
 
 
 def utterance(
-    speaker: Speaker, utt: str, seed: int, digits: tuple[int, int], rate: int
+    speaker: Speaker, utt: str, seed: int, digits: tuple[int, int], rate: int, words: tuple[str, ...] = DIGIT_WORDS
 ) -> tuple[list[str], np.ndarray]:
     """(transcript words, float32 samples at ``rate``) of one utterance.
 
@@ -142,14 +144,14 @@ def utterance(
     an utterance does not change when others are added or removed.
     """
     rng = np.random.default_rng([seed, zlib.crc32(utt.encode())])
-    words = [DIGIT_WORDS[d] for d in rng.integers(0, 10, size=int(rng.integers(digits[0], digits[1] + 1)))]
+    said = [words[d] for d in rng.integers(0, len(words), size=int(rng.integers(digits[0], digits[1] + 1)))]
     # Lower case: eSpeak may spell out an all-capitals word as an acronym.
-    speech = synth.synthesize(" ".join(words).lower(), speaker.voice, speaker.rate, speaker.pitch)
+    speech = synth.synthesize(" ".join(said).lower(), speaker.voice, speaker.rate, speaker.pitch)
     gain = np.float32(10.0 ** (rng.uniform(*GAIN_DB) / 20.0))
     lead, trail = (round(rng.uniform(*EDGE_SECONDS) * rate) for _ in range(2))
     samples = (rng.standard_normal(lead + len(speech) + trail) * SILENCE_STD).astype(np.float32)
     samples[lead : lead + len(speech)] += speech * gain
-    return words, np.clip(samples, -1.0, 1.0)
+    return said, np.clip(samples, -1.0, 1.0)
 
 
 def prepare(
@@ -161,6 +163,7 @@ def prepare(
     num_train_speakers: int = 8,
     num_dev_speakers: int = 2,
     num_test_speakers: int = 2,
+    words: tuple[str, ...] = DIGIT_WORDS,
 ) -> dict[str, DataDir]:
     """Synthesise the corpus, write and validate ``<out_dir>/{train,dev,test}``; returns the sets by name.
 
@@ -190,12 +193,12 @@ def prepare(
         for speaker in speakers[name]:
             for index in range(utts_per_speaker):
                 utt = f"{speaker.id}-{index:0{width}d}"
-                words, samples = utterance(speaker, utt, seed, (min_digits, max_digits), rate)
+                said, samples = utterance(speaker, utt, seed, (min_digits, max_digits), rate, words)
                 entry = os.path.join(out_dir, "wav", speaker.id, f"{utt}.wav")
                 write_wav(entry, samples, rate)
                 written.add(Path(entry))
                 d.wav_scp[utt] = entry
-                d.text[utt] = " ".join(words)
+                d.text[utt] = " ".join(said)
                 d.utt2spk[utt] = speaker.id
                 d.utt2dur[utt] = len(samples) / rate
                 progress.update()
@@ -240,7 +243,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-train-speakers", type=int, default=8, help="default: %(default)s")
     parser.add_argument("--num-dev-speakers", type=int, default=2, help="default: %(default)s")
     parser.add_argument("--num-test-speakers", type=int, default=2, help="default: %(default)s")
+    parser.add_argument(
+        "--words",
+        default=",".join(w.lower() for w in DIGIT_WORDS),
+        help="the vocabulary, comma-separated, as eSpeak should say it; transcripts have it upper-cased "
+        "(default: the digits zero to nine)",
+    )
     args = parser.parse_args(argv)
+    words = tuple(w.strip().upper() for w in args.words.split(",") if w.strip())
+    if not words or any(not w.replace("'", "").isalpha() for w in words):
+        parser.error(f"--words '{args.words}': give comma-separated words of letters (and apostrophes), e.g. yes,no")
     if args.seed < 0:
         parser.error("--seed must be 0 or more")
     for option in ("utts_per_speaker", "min_digits", "num_train_speakers", "num_dev_speakers", "num_test_speakers"):
@@ -259,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             args.num_train_speakers,
             args.num_dev_speakers,
             args.num_test_speakers,
+            words,
         ),
         (synth.EspeakError,),
     )
