@@ -43,8 +43,10 @@ def best_checks(history: list[dict], available: set[int], count: int, select_by:
     return ranked[: max(count, 1)]
 
 
-# A run whose dev loss fell by more than this over its last quarter had not converged.
+# A run whose dev loss fell by more than this fraction over its last quarter had not converged, unless that fall
+# is a negligible share of the whole run's (a loss going 0.0013 -> 0.0008 after 5.0 -> 0.0013 has converged).
 STILL_FALLING = 0.10
+NEGLIGIBLE_SHARE = 0.05
 
 
 def training_warnings(history: list[dict]) -> list[str]:
@@ -63,9 +65,10 @@ def training_warnings(history: list[dict]) -> list[str]:
     quarter = [h for h in history if h["step"] >= 0.75 * last["step"]]
     earlier = [h for h in history if h["step"] < 0.75 * last["step"]]
     if earlier and quarter:
-        before = earlier[-1]["dev_loss"]
-        fall = (before - min(h["dev_loss"] for h in quarter)) / max(abs(before), 1e-9)
-        if fall > STILL_FALLING:
+        before, lowest = earlier[-1]["dev_loss"], min(h["dev_loss"] for h in quarter)
+        fall = (before - lowest) / max(abs(before), 1e-9)
+        share = (before - lowest) / max(history[0]["dev_loss"] - lowest, 1e-9)
+        if fall > STILL_FALLING and share > NEGLIGIBLE_SHARE:
             warnings.append(
                 f"WARNING: the dev loss was still falling fast when training stopped ({before:.4g} -> "
                 f"{min(h['dev_loss'] for h in quarter):.4g} over the last quarter of its {last['step']} steps): it "

@@ -267,7 +267,9 @@ class Trainer:
 
     def done(self) -> bool:
         s, c = self.state, self.config
-        return s.stopped or (s.epoch > c.max_epochs and s.step >= c.min_steps)
+        # Only between epochs (position 0): a run that reaches min_steps inside an epoch finishes the epoch and
+        # its dev check, so the last steps are measured and can be averaged.
+        return s.stopped or (s.position == 0 and s.epoch > c.max_epochs and s.step >= c.min_steps)
 
     def train_until_done(self, progress: bool, log_every: int, loader_workers: int) -> None:
         """Batches from where the run stands to the end, epoch after epoch, through one loader."""
