@@ -73,6 +73,10 @@ def test_asr_transcribe_and_the_stream_take_the_int8_model(exported, streaming_e
         Transcriber(Recognizer.load(streaming_exp), method="greedy").decode_text(*read_audio(str(f))) for f in files
     ]
     assert sum(a == b for a, b in zip(float_texts, [texts[f.stem] for f in files])) >= 7
+    # --int8 quantizes a float model when it is loaded: the int8 bundle's text, which is the same function of
+    # the same float weights.
+    code = transcribe.main([str(streaming_exp), *map(str, files), "--method", "greedy", "--int8"])
+    assert code == 0 and capsys.readouterr().out == out
 
 
 def test_quantize_int8_keeps_the_model_and_its_step():

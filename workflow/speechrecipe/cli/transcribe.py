@@ -87,6 +87,11 @@ examples:
     )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="run the LSTM and linear layers with dynamic int8 quantization (CPU; an int8 bundle is always int8)",
+    )
     return parser
 
 
@@ -106,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        recognizer = Recognizer.load(args.model, args.device)
+        recognizer = Recognizer.load(args.model, args.device, quantize=args.int8)
         transcriber = Transcriber(recognizer, args.method, args.beam_size, args.chunk_seconds, args.overlap_seconds)
     except Exception as e:  # noqa: BLE001 - a model that cannot be loaded ends the run with one clear line
         _error(f"{args.model}: {e}" if args.model not in str(e) else str(e))
