@@ -42,6 +42,16 @@ def test_spec_augment_masks_each_utterance_from_its_own_key():
     assert int((zero_width == 0).all(axis=1).sum()) <= 2  # time masks of at most 1 frame
 
 
+def test_the_default_frequency_mask_is_in_proportion_to_the_feature_dimension():
+    for dim, widest in ((80, 15), (23, 4), (13, 2)):
+        feats = np.ones((50, dim), dtype=np.float32)
+        widths = []
+        for seed in range(200):
+            masked = spec_augment(feats, keyed_rng(seed, 1, "u"), freq_masks=1, time_masks=0)
+            widths.append(int((masked == 0).all(axis=0).sum()))
+        assert max(widths) == widest  # 200 draws of 0..widest see the widest
+
+
 def test_training_batches_keep_enough_steps_for_a_small_corpus():
     lengths = [100] * 26  # a tiny corpus: the frame budget alone makes two batches
     assert len(bucket_batches(lengths, 2000, 128)) == 2

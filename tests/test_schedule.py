@@ -120,3 +120,5 @@ def test_warnings_when_training_never_left_the_all_blank_phase_or_had_not_conver
     assert training_warnings(rows(9.0, 3.0, 2.0, 2.0, 2.0)) == []
     # a large relative fall that is a negligible part of the run's whole fall has converged
     assert training_warnings(rows(5.0, 0.02, 0.0013, 0.0011, 0.0008)) == []
+    # nor has an overfitting run whose dev loss rose and wobbles (its best check came early)
+    assert training_warnings(rows(8.0, 7.8, 8.5, 9.9, 10.9, 9.7, 11.2)) == []

@@ -43,7 +43,7 @@ def spec_augment(
     feats: np.ndarray,
     rng: np.random.Generator,
     freq_masks: int = 2,
-    freq_width: int = 15,
+    freq_width: int | None = None,
     time_masks: int = 2,
     time_width: float = 0.05,
 ) -> np.ndarray:
@@ -57,6 +57,8 @@ def spec_augment(
     """
     feats = feats.copy()
     frames, dim = feats.shape
+    if freq_width is None:  # in proportion to the features: 15 of 80 mel bins would hide all 13 cepstra of an MFCC
+        freq_width = round(dim * 3 / 16)
     for _ in range(freq_masks):
         width = int(rng.integers(0, freq_width + 1))
         start = int(rng.integers(0, max(1, dim - width)))

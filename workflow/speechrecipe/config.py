@@ -141,7 +141,7 @@ class ModelConfig(Section):
 @dataclass(frozen=True)
 class SpecAugmentConfig(Section):
     freq_masks: int = 2
-    freq_width: int = 15
+    freq_width: int | None = None  # None: 3/16 of the feature dimension (15 of 80 bins, 4 of 23, 2 of 13)
     time_masks: int = 2
     time_width: float = 0.05
 

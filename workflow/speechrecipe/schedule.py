@@ -65,7 +65,8 @@ def training_warnings(history: list[dict]) -> list[str]:
     quarter = [h for h in history if h["step"] >= 0.75 * last["step"]]
     earlier = [h for h in history if h["step"] < 0.75 * last["step"]]
     if earlier and quarter:
-        before, lowest = earlier[-1]["dev_loss"], min(h["dev_loss"] for h in quarter)
+        # Best against best: a noisy dev loss that rose and wobbles back down in the last quarter is not falling.
+        before, lowest = min(h["dev_loss"] for h in earlier), min(h["dev_loss"] for h in quarter)
         fall = (before - lowest) / max(abs(before), 1e-9)
         share = (before - lowest) / max(history[0]["dev_loss"] - lowest, 1e-9)
         if fall > STILL_FALLING and share > NEGLIGIBLE_SHARE:
