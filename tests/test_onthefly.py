@@ -6,12 +6,12 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, train_am_on
 
+from conftest import SHARED_DATA, train_am_on
 from speechrecipe.archive import load_matrix
 from speechrecipe.cmvn import global_stats, stats_to_mean_std
 from speechrecipe.config import AMTrainConfig, FeatureConfig, OnTheFlyConfig
-from speechrecipe.ctc_task import CTCBatches, NO_SPECAUG
+from speechrecipe.ctc_task import NO_SPECAUG, CTCBatches
 from speechrecipe.dataset import FeatureSet
 from speechrecipe.onthefly import OnTheFly, audio_table
 from speechrecipe.trainer import RunBatches
