@@ -109,3 +109,16 @@ def test_onthefly_without_the_audio_is_refused(fsdd_features, tmp_path):
     command = [*train_am_on(fsdd_features, tmp_path, {"hidden": 8, "layers": 1}, train), "--threads", "1"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode != 0 and "--audio-dir" in result.stderr
+
+
+def test_the_recipe_trains_on_the_clean_features_and_gives_train_am_the_audio(tmp_path):
+    from test_recipe import TINY, planned_rules, snakemake
+
+    onthefly = {"am": {"train": {"onthefly": {"speed_perturb": [0.9, 1.0, 1.1]}}}}
+    result = snakemake(tmp_path, TINY, onthefly, args=["-n", "-p"])
+    assert "train_am" in planned_rules(result)
+    assert "--audio-dir=data/synth_digits/train " in result.stdout
+    assert "fbank/train_sp" not in result.stdout  # no speed-perturbed copy on disk
+    both = {**onthefly, "features": {"speed_perturb": [0.9, 1.0, 1.1]}}
+    refused = snakemake(tmp_path, TINY, both, args=["-n"], check=False)
+    assert refused.returncode != 0 and "keep one" in refused.stdout + refused.stderr
