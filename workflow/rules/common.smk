@@ -182,6 +182,7 @@ def noise_inputs(sources) -> list[str]:
 
 
 NOISE_FILES = {name: noise_inputs(s.sources) for name, s in NOISY_SETS.items()}
+NOISY_SET_PATTERN = "|".join(map(re.escape, NOISY_SETS)) or "(?!)"
 # What on-the-fly augmentation reads: the training set's audio (its validated data directory, first) and noise.
 ONTHEFLY_INPUTS = [f"{DATA}/{TRAIN_SET}/validation.txt", *noise_inputs(ONTHEFLY_NOISE)] if ONTHEFLY.enabled else []
 
