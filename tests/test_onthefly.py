@@ -60,6 +60,18 @@ def test_the_same_seed_utterance_and_epoch_give_the_same_features_and_another_ep
     assert changed == len(range(0, len(train_set), 7))
 
 
+def test_dither_is_drawn_from_the_utterance_and_epoch_and_leaves_training_draws_alone(fsdd_features, train_set):
+    audio = audio_table(fsdd_features / "data/train", train_set.utts)
+    dithered = OnTheFly(OnTheFlyConfig(speed_perturb=[1.0]), audio, FEATURES.replace(dither=1.0), SEED)
+    utt = train_set.utts[0]
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    first = dithered.feats(utt, epoch=1)
+    assert torch.equal(torch.get_rng_state(), state)  # dropout and the like draw as without it
+    np.testing.assert_array_equal(first, dithered.feats(utt, epoch=1))
+    assert not np.array_equal(first, dithered.feats(utt, epoch=2))
+
+
 def batches(maker, workers: int) -> list[tuple[list[str], torch.Tensor]]:
     config = AMTrainConfig(batch_frames=2000, seed=SEED)
     plan = RunBatches(maker, config, first_epoch=1, position=0, last_epoch=2, rank=0, world=1)
