@@ -98,10 +98,11 @@ class OnTheFly:
     def utterance(self, data: FeatureSet, i: int, epoch: int) -> Utterance:
         """Utterance ``i`` of ``data`` as training sees it in ``epoch``.
 
-        Normalized like the stored features, with the statistics of the clean training set (the
-        speaker's, or the global ones; utterance and online CMVN use the utterance's own): a speed
-        or noise changes an utterance's statistics a little, and the model then learns to cope, as
-        at test time, where a noisy utterance is normalized with the clean training set's statistics too.
+        Normalized by the training set's CMVN mode with the statistics of the clean training set: computing
+        a noisy or perturbed speaker's statistics would take a pass over all of that speaker's audio per
+        epoch, and these are close enough. Global CMVN (and online, seeded with it) then normalizes exactly
+        as decoding does; utterance CMVN uses the utterance's own, as ever; speaker CMVN uses the speaker's
+        clean statistics, where a stored noisy copy, like a noisy test set, has its own noisy speaker's.
         """
         utt = data.utts[i]
         if utt not in self.audio:
