@@ -116,11 +116,14 @@ def test_a_tiny_run_trains_with_onthefly_augmentation(fsdd_features, tmp_path):
     assert len(losses) == 2 and all(np.isfinite(losses))
 
 
-def test_onthefly_without_the_audio_is_refused(fsdd_features, tmp_path):
+def test_onthefly_without_the_training_sets_audio_is_refused(fsdd_features, tmp_path):
     train = {"max_epochs": 1, "onthefly": {"speed_perturb": [0.9, 1.1]}}
     command = [*train_am_on(fsdd_features, tmp_path, {"hidden": 8, "layers": 1}, train), "--threads", "1"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode != 0 and "--audio-dir" in result.stderr
+    elsewhere = [*command, f"--audio-dir={fsdd_features / 'data/dev'}"]
+    other = subprocess.run(elsewhere, capture_output=True, text=True, check=False)
+    assert other.returncode != 0 and "holds none of the utterances" in other.stderr
 
 
 def test_the_recipe_trains_on_the_clean_features_and_gives_train_am_the_audio(tmp_path):

@@ -152,6 +152,10 @@ def onthefly_augmentation(args, train_set: FeatureSet) -> OnTheFly | None:
         onthefly = OnTheFly(config, audio_table(args.audio_dir, train_set.utts), args.features, args.train.seed)
     except NoiseError as e:
         fail(f"am.train.onthefly.noise_dirs: {e}")
+    if not onthefly.audio:
+        fail(
+            f"{args.audio_dir} holds none of the utterances of {args.train_dir}: give the training set's data directory"
+        )
     log.info(
         "on-the-fly augmentation of %d of %d training utterances (the rest from their stored features): "
         "speed %s, %d noise file(s) at %s dB with probability %g",
