@@ -85,8 +85,6 @@ DECODE_SEARCH = RECIPE.decode.search()
 AM_INIT = DAE_FINAL if RECIPE.am.init == "dae" else RECIPE.am.init
 # Multi-condition training adds the noisy copy of train_set (noise.smk) to the training data.
 AM_EXTRA_TRAIN = [*RECIPE.am.extra_train, *([f"{FEATS}/{TRAIN_SET}_noisy"] if RECIPE.am.multi_condition else [])]
-# The training config as the rule's params: keys added later are left out at their old behaviour, so
-# that experiments which predate them are not re-run (speechrecipe.config.TrainConfig.params).
 # am.train.onthefly (speechrecipe.onthefly): speed and noise made from the training set's audio as
 # batches are made, with generated:TYPE noise entries as the files make_noise writes.
 ONTHEFLY = RECIPE.am.train.onthefly
@@ -96,6 +94,8 @@ if ONTHEFLY.speed_perturb and SPEED_PERTURB:
         "keep one (onthefly writes no copy; features.speed_perturb writes one per factor)"
     )
 ONTHEFLY_NOISE = list(noise_sources(ONTHEFLY.noise_dirs, f"{DATA}/noise_generated"))
+# The training config as the rule's params: keys added later are left out at their old behaviour, so
+# that experiments which predate them are not re-run (speechrecipe.config.TrainConfig.params).
 AM_TRAIN = RECIPE.am.train.replace(seed=RECIPE.seed, onthefly=ONTHEFLY.replace(noise_dirs=ONTHEFLY_NOISE)).params()
 DAE_TRAIN = RECIPE.dae.train.replace(seed=RECIPE.seed).params()
 
