@@ -48,4 +48,5 @@ bench: install
 	$(BIN)/python bench/feature_throughput.py
 	$(BIN)/python bench/training_overhead.py
 	$(BIN)/python bench/decode_rtf.py
+	$(BIN)/python bench/onthefly_cost.py
 	bench/pipeline_overhead.sh

@@ -37,6 +37,7 @@ def noisy_features(fsdd_features):
             "--seed",
             1,
         )
+        run_script(ROOT / "workflow/scripts/gather_noise.py", base / "data" / name, base / "data" / f"{name}_noisy")
         run_script(
             ROOT / "workflow/scripts/make_features.py",
             base / "data" / f"{name}_noisy",

@@ -11,6 +11,7 @@ from conftest import ROOT, SHARED_DATA, run_script, write_fsdd_data_dir
 
 NOISE_DIR = SHARED_DATA / "noise" / "speech_commands"
 MIX = ROOT / "workflow/scripts/mix_noise.py"
+GATHER = ROOT / "workflow/scripts/gather_noise.py"
 
 
 @pytest.fixture(scope="module")
@@ -26,21 +27,16 @@ def clean_dir(tmp_path_factory, fsdd_recordings):
     return write_fsdd_data_dir(tmp_path_factory.mktemp("clean") / "test", fsdd_recordings, ["jackson", "nicolas"], [0])
 
 
-def mix_set(clean, out, noise, snrs, seed=1, rate=8000):
-    return run_script(
-        MIX,
-        clean,
-        out,
-        "--noise",
-        *map(str, noise),
-        "--snrs",
-        *map(str, snrs),
-        "--rate",
-        rate,
-        "--seed",
-        seed,
-        check=False,
-    )
+def mix_set(clean, out, noise, snrs, seed=1, rate=8000, nj=1):
+    """mix_noise.py in ``nj`` jobs, then gather_noise.py: the first that fails, else the gather's result."""
+    for job in range(1, nj + 1):
+        options = ["--rate", rate, "--seed", seed, "--job", job, "--nj", nj]
+        result = run_script(
+            MIX, clean, out, "--noise", *map(str, noise), "--snrs", *map(str, snrs), *options, check=False
+        )
+        if result.returncode != 0:
+            return result
+    return run_script(GATHER, clean, out, "--nj", nj, check=False)
 
 
 def utt2noise(folder):
@@ -226,3 +222,23 @@ def test_compare_systems_lines_up_clean_and_noisy_conditions(tmp_path):
     assert out[0].split(" | ")[1:] == ["clean", "sc 0 dB", "sc 5 dB |"]
     assert out[3].endswith("| 10.5 / 8 | 45 / 40 | 30 / 25 |")
     assert out[-1].endswith("| +5.0 | -25.0 | -25.0 |")
+
+
+def test_jobs_and_sub_folders_give_the_same_noisy_set(tmp_path, clean_dir, noise_dir):
+    from speechrecipe.datadir import DataDir
+
+    assert mix_set(clean_dir, tmp_path / "one", [noise_dir], [0, 10]).returncode == 0
+    assert mix_set(clean_dir, tmp_path / "three", [noise_dir], [0, 10], nj=3).returncode == 0
+    one, three = DataDir.load(tmp_path / "one"), DataDir.load(tmp_path / "three")
+    assert utt2noise(tmp_path / "one") == utt2noise(tmp_path / "three")
+    assert one.utt2dur == three.utt2dur and one.text == three.text
+    for utt, wav in three.wav_scp.items():
+        # wav/<xx>/<utt>.wav, the same place whatever the number of jobs, and the same bytes
+        assert Path(wav).relative_to(tmp_path / "three").parts[0] == "wav" and len(Path(wav).parts[-2]) == 2
+        assert Path(wav).read_bytes() == Path(one.wav_scp[utt]).read_bytes()
+        assert Path(wav).relative_to(tmp_path / "three") == Path(one.wav_scp[utt]).relative_to(tmp_path / "one")
+    assert len({Path(w).parent for w in three.wav_scp.values()}) > 1  # spread over sub-folders
+    # a job that has not finished is named by the gather, not silently left out
+    (tmp_path / "three/split3/2/utt2noise").unlink()
+    result = run_script(GATHER, clean_dir, tmp_path / "three", "--nj", 3, check=False)
+    assert result.returncode != 0 and "job 2 of 3 has not finished" in result.stderr

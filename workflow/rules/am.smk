@@ -11,6 +11,7 @@ rule train_am:
         tokens=TOKENIZER,
         init=am_init_inputs,
         extra=[f"{d}/feats.scp" for d in AM_EXTRA_TRAIN],
+        onthefly=ONTHEFLY_INPUTS,
     output:
         model=AM_FINAL,
         history=AM_HISTORY,
@@ -43,6 +44,7 @@ rule train_am:
         use_gpu=str(RECIPE.am.use_gpu).lower(),
         init=AM_INIT,
         extra=quoted(AM_EXTRA_TRAIN),
+        audio_dir=onthefly_audio_dir,
         num_gpus=RECIPE.am.num_gpus,
         num_nodes=RECIPE.am.num_nodes,
     shell:
@@ -51,4 +53,4 @@ rule train_am:
         " --init {params.init:q} --extra-train {params.extra} --max-frames {params.max_frames}"
         " --threads {threads} --use-gpu {params.use_gpu} --num-gpus {params.num_gpus}"
         " --num-nodes {params.num_nodes} --loader-workers {resources.loader_workers}"
-        " --in-memory {resources.in_memory} > {log} 2>&1"
+        " --in-memory {resources.in_memory} --audio-dir={params.audio_dir:q} > {log} 2>&1"

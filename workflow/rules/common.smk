@@ -10,7 +10,7 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from speechrecipe.config import ConfigError, RecipeConfig, noisy_sets, snr_name
+from speechrecipe.config import ConfigError, RecipeConfig, noise_sources, noisy_sets, snr_name
 from speechrecipe.noise import NoiseError, noise_files
 
 try:
@@ -85,9 +85,18 @@ DECODE_SEARCH = RECIPE.decode.search()
 AM_INIT = DAE_FINAL if RECIPE.am.init == "dae" else RECIPE.am.init
 # Multi-condition training adds the noisy copy of train_set (noise.smk) to the training data.
 AM_EXTRA_TRAIN = [*RECIPE.am.extra_train, *([f"{FEATS}/{TRAIN_SET}_noisy"] if RECIPE.am.multi_condition else [])]
+# am.train.onthefly (speechrecipe.onthefly): speed and noise made from the training set's audio as
+# batches are made, with generated:TYPE noise entries as the files make_noise writes.
+ONTHEFLY = RECIPE.am.train.onthefly
+if ONTHEFLY.speed_perturb and SPEED_PERTURB:
+    raise WorkflowError(
+        "features.speed_perturb and am.train.onthefly.speed_perturb both perturb the training set's speed: "
+        "keep one (onthefly writes no copy; features.speed_perturb writes one per factor)"
+    )
+ONTHEFLY_NOISE = list(noise_sources(ONTHEFLY.noise_dirs, f"{DATA}/noise_generated"))
 # The training config as the rule's params: keys added later are left out at their old behaviour, so
 # that experiments which predate them are not re-run (speechrecipe.config.TrainConfig.params).
-AM_TRAIN = RECIPE.am.train.replace(seed=RECIPE.seed).params()
+AM_TRAIN = RECIPE.am.train.replace(seed=RECIPE.seed, onthefly=ONTHEFLY.replace(noise_dirs=ONTHEFLY_NOISE)).params()
 DAE_TRAIN = RECIPE.dae.train.replace(seed=RECIPE.seed).params()
 
 
@@ -173,6 +182,14 @@ def noise_inputs(sources) -> list[str]:
 
 
 NOISE_FILES = {name: noise_inputs(s.sources) for name, s in NOISY_SETS.items()}
+NOISY_SET_PATTERN = "|".join(map(re.escape, NOISY_SETS)) or "(?!)"
+# What on-the-fly augmentation reads: the training set's audio (its validated data directory, first) and noise.
+ONTHEFLY_INPUTS = [f"{DATA}/{TRAIN_SET}/validation.txt", *noise_inputs(ONTHEFLY_NOISE)] if ONTHEFLY.enabled else []
+
+
+def onthefly_audio_dir(wildcards, input) -> str:
+    """train_am.py's --audio-dir: the training set's data directory with on-the-fly augmentation, else ''."""
+    return _up(input.onthefly[0], 1) if ONTHEFLY.enabled else ""
 
 
 def noisy_base(wildcards) -> str:

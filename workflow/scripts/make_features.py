@@ -25,16 +25,11 @@ from speechrecipe.audio import AudioError, FormatReport, read_audio
 from speechrecipe.augment import perturbed_id, speed_perturb
 from speechrecipe.cli import fail, section, setup_logging
 from speechrecipe.config import FeatureConfig
-from speechrecipe.datadir import DataDir
+from speechrecipe.datadir import DataDir, job_slice
 from speechrecipe.features import compute_many
 from speechrecipe.fileio import remove_stale_temporaries
 
 log = logging.getLogger("make_features")
-
-
-def job_slice(utterances: list, job: int, nj: int) -> list:
-    n = len(utterances)
-    return utterances[(job - 1) * n // nj : job * n // nj]
 
 
 # Utterances whose features are computed in one pass (speechrecipe.features.Extractor): short

@@ -37,6 +37,8 @@ from speechrecipe.ctc_task import CTCTask
 from speechrecipe.dataset import FeatureSet, TokenCoverageError, trainability_problems
 from speechrecipe.model.network import CTCModel
 from speechrecipe.model.pretrained import PretrainedError, initialize
+from speechrecipe.noise import NoiseError
+from speechrecipe.onthefly import OnTheFly, audio_table
 from speechrecipe.tokens import Tokenizer
 from speechrecipe.trainer import train
 
@@ -69,6 +71,12 @@ def parse_args() -> argparse.Namespace:
         help="'random', or a trained model to start from (exp dir, final.pt or bundle): fine-tuning",
     )
     parser.add_argument("--cmvn", default=DEFAULTS.cmvn, choices=CMVN_MODES)
+    parser.add_argument(
+        "--audio-dir",
+        default="",
+        metavar="DATA_DIR",
+        help="the training set's Kaldi data directory (wav.scp): the audio of --train's onthefly augmentation",
+    )
     parser.add_argument(
         "--max-frames", type=int, default=DEFAULTS.max_frames, help="drop longer training utterances (0: keep all)"
     )
@@ -131,6 +139,34 @@ def load_sets(args, tokenizer, mean_std, model) -> tuple[FeatureSet, FeatureSet]
         log.info("adding %d utterances of %s to the training set", len(extra_set), extra)
         train_set.extend(extra_set)
     return train_set, FeatureSet(args.dev_dir, args.cmvn, tokenizer, mean_std, **limits)
+
+
+def onthefly_augmentation(args, train_set: FeatureSet) -> OnTheFly | None:
+    """am.train.onthefly's augmentation of the training set from the audio of --audio-dir, or None when off."""
+    config = args.train.onthefly
+    if not config.enabled:
+        return None
+    if not args.audio_dir:
+        fail("am.train.onthefly needs the training set's audio: give --audio-dir (its Kaldi data directory)")
+    try:
+        onthefly = OnTheFly(config, audio_table(args.audio_dir, train_set.utts), args.features, args.train.seed)
+    except NoiseError as e:
+        fail(f"am.train.onthefly.noise_dirs: {e}")
+    if not onthefly.audio:
+        fail(
+            f"{args.audio_dir} holds none of the utterances of {args.train_dir}: give the training set's data directory"
+        )
+    log.info(
+        "on-the-fly augmentation of %d of %d training utterances (the rest from their stored features): "
+        "speed %s, %d noise file(s) at %s dB with probability %g",
+        len(onthefly.audio),
+        len(train_set),
+        onthefly.factors,
+        len(onthefly.noises),
+        "/".join(f"{s:g}" for s in config.snrs),
+        config.noise_probability if onthefly.noises else 0,
+    )
+    return onthefly
 
 
 def main() -> None:
@@ -203,7 +239,16 @@ def main() -> None:
         device = distributed.join(device)
     log.info("device: %s", device)
     train(
-        CTCTask(model, train_set, dev_set, config.specaug, config.seed, concat, args.features.frame_shift_ms),
+        CTCTask(
+            model,
+            train_set,
+            dev_set,
+            config.specaug,
+            config.seed,
+            concat,
+            args.features.frame_shift_ms,
+            onthefly_augmentation(args, train_set),
+        ),
         args.exp_dir,
         config,
         run,

@@ -228,6 +228,22 @@ class TrainConfig(Section):
 
 
 @dataclass(frozen=True)
+class OnTheFlyConfig(Section):
+    """Speed perturbation and noise made from the audio when a training batch is made
+    (speechrecipe.onthefly), instead of copies on disk (features.speed_perturb, am.multi_condition):
+    each utterance gets, each epoch, a speed factor and maybe a noise drawn from (seed, epoch, utterance)."""
+
+    speed_perturb: list = field(default_factory=list)  # factors to draw from, as features.speed_perturb; empty: none
+    noise_dirs: list = field(default_factory=list)  # noise folders or files, as noise.noise_dirs; empty: none
+    snrs: list = field(default_factory=lambda: [0, 5, 10, 20])  # dB, as noise.train_snrs
+    noise_probability: float = 0.5  # of an utterance being mixed with noise in an epoch (the rest stay clean)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.speed_perturb or self.noise_dirs)
+
+
+@dataclass(frozen=True)
 class AMTrainConfig(TrainConfig):
     """Section ``am.train``: the common training keys plus what only the acoustic model has."""
 
@@ -240,6 +256,13 @@ class AMTrainConfig(TrainConfig):
     freeze_steps: int = 0
     specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     concat: ConcatConfig = field(default_factory=ConcatConfig)
+    onthefly: OnTheFlyConfig = field(default_factory=OnTheFlyConfig)
+
+    # onthefly came later: off, it is left out of the identity, so that existing runs stay resumable.
+    IDENTIFYING_UNLESS: ClassVar[dict[str, Any]] = {
+        **TrainConfig.IDENTIFYING_UNLESS,
+        "onthefly": OnTheFlyConfig().to_dict(),
+    }
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from .config import ConcatConfig, SpecAugmentConfig
 from .dataset import FeatureSet, Utterance, collate
 from .decoding import greedy_ids
 from .model.network import CTCModel
+from .onthefly import OnTheFly
 from .scoring import edit_distance
 from .trainer import Batch
 
@@ -33,6 +34,9 @@ class CTCBatches:
     speaker joined, with short pauses (see :func:`join`), so that a corpus of short utterances (isolated
     words) also teaches the model that an utterance may hold several: a CTC model trained on one word
     per utterance learns to output one word whatever it hears.
+
+    With ``onthefly`` (:class:`~speechrecipe.onthefly.OnTheFly`), utterances are made from their audio,
+    speed-perturbed and noisy, instead of read from their stored features.
     """
 
     def __init__(
@@ -42,15 +46,16 @@ class CTCBatches:
         seed: int,
         concat: ConcatConfig | None = None,
         frame_shift_ms: float = 10.0,
+        onthefly: OnTheFly | None = None,
     ):
-        self.data, self.specaug, self.seed = data, specaug, seed
+        self.data, self.specaug, self.seed, self.onthefly = data, specaug, seed, onthefly
         self.concat = concat if concat is not None and concat.probability > 0 else None
         self.pause_frames = (0, 0)
         if self.concat:
             self.pause_frames = tuple(round(ms / frame_shift_ms) for ms in self.concat.pause_ms)
 
     def examples(self, epoch: int) -> tuple[list[tuple[int, ...]], list[int]]:
-        lengths = self.data.lengths
+        lengths = self.onthefly.lengths(self.data, epoch) if self.onthefly else self.data.lengths
         if not self.concat:
             return [(i,) for i in range(len(self.data))], [int(n) for n in lengths]
         examples = join_examples(self.data.speakers, lengths, self.concat, keyed_rng(self.seed, epoch, "concat"))
@@ -79,7 +84,10 @@ class CTCBatches:
         return Batch(names, collate(utts), len(examples), 1.0 if mine else 0.0, mine)
 
     def example(self, example: tuple[int, ...], epoch: int) -> Utterance:
-        parts = self.data.load(example)
+        if self.onthefly:
+            parts = [self.onthefly.utterance(self.data, i, epoch) for i in example]
+        else:
+            parts = self.data.load(example)
         return parts[0] if len(parts) == 1 else join(parts, self.pauses(example, epoch))
 
 
@@ -139,9 +147,10 @@ class CTCTask:
         seed: int = 1,
         concat: ConcatConfig | None = None,
         frame_shift_ms: float = 10.0,
+        onthefly: OnTheFly | None = None,
     ):
         self.model, self.train_set, self.dev_set = model, train_set, dev_set
-        self.batch_maker = CTCBatches(train_set, specaug or NO_SPECAUG, seed, concat, frame_shift_ms)
+        self.batch_maker = CTCBatches(train_set, specaug or NO_SPECAUG, seed, concat, frame_shift_ms, onthefly)
 
     def lengths(self, split: str):
         return (self.train_set if split == "train" else self.dev_set).lengths

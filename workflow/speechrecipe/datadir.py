@@ -120,6 +120,12 @@ class DataDir:
         return d
 
 
+def job_slice(utterances: list, job: int, nj: int) -> list:
+    """Job ``job`` (1-based) of ``nj``'s share of ``utterances``: its contiguous slice, as Kaldi's split_data.sh."""
+    n = len(utterances)
+    return utterances[(job - 1) * n // nj : job * n // nj]
+
+
 def _c_order(key: str) -> bytes:
     return key.encode("utf-8")
 

@@ -205,6 +205,17 @@ def generate(
     return (0.5 * noise / max(float(np.max(np.abs(noise))), 1e-9)).astype(np.float32)
 
 
+def noisy_wav(out_dir: str | Path, utt: str) -> Path:
+    """Where a noisy copy keeps utterance ``utt``'s audio: ``out_dir/wav/<xx>/<utt>.wav``, ``xx`` the first
+    two hex digits of a hash of the id.
+
+    256 folders: a corpus of 281k utterances puts about 1,100 files in each instead of all in one
+    (slow to list, and past the limits of some file systems), and where a file goes depends on its
+    id alone, not on how the mixing is split into jobs.
+    """
+    return Path(out_dir) / "wav" / hashlib.sha256(utt.encode()).hexdigest()[:2] / f"{utt}.wav"
+
+
 def mix_data_dir(
     clean,
     out_dir: str | Path,
@@ -213,12 +224,14 @@ def mix_data_dir(
     seed: int,
     rate: int,
     progress: bool = True,
+    utterances: list[str] | None = None,
 ):
-    """A noisy copy of the data directory ``clean`` (a :class:`~speechrecipe.datadir.DataDir`) under ``out_dir``.
+    """A noisy copy of the data directory ``clean`` (a :class:`~speechrecipe.datadir.DataDir`) under ``out_dir``,
+    or of its ``utterances`` only (one job's share).
 
-    Every utterance is mixed with the noise :func:`choose` draws for it and written as
-    ``out_dir/wav/<utt>.wav`` (16-bit, ``rate``). Returns the copy (same utterance ids, texts and
-    speakers; not yet saved) and its ``utt2noise`` table (utt -> ``snr offset noise-file``).
+    Every utterance is mixed with the noise :func:`choose` draws for it and written to :func:`noisy_wav`
+    (16-bit, ``rate``). Returns the copy (same utterance ids, texts and speakers; not yet saved) and
+    its ``utt2noise`` table (utt -> ``snr offset noise-file``).
     """
     from tqdm import tqdm
 
@@ -226,12 +239,13 @@ def mix_data_dir(
     from .datadir import DataDir
 
     out_dir = Path(out_dir)
-    noisy = DataDir(text=dict(clean.text), utt2spk=dict(clean.utt2spk))
+    utterances = clean.utterances if utterances is None else utterances
+    noisy = DataDir(text={u: clean.text[u] for u in utterances}, utt2spk={u: clean.utt2spk[u] for u in utterances})
     utt2noise = {}
-    for utt in tqdm(clean.utterances, desc=f"mix {out_dir.name}", mininterval=5, disable=not progress):
+    for utt in tqdm(utterances, desc=f"mix {out_dir.name}", mininterval=5, disable=not progress):
         samples, _ = clean.audio(utt, rate)
         choice = choose(utt, noises, snrs, seed)
-        wav = out_dir / "wav" / f"{utt}.wav"
+        wav = noisy_wav(out_dir, utt)
         write_wav(wav, mix(samples, noise_segment(noises[choice.noise], choice.offset, len(samples)), choice.snr), rate)
         noisy.wav_scp[utt] = str(wav)
         noisy.utt2dur[utt] = len(samples) / rate

@@ -1,0 +1,127 @@
+"""On-the-fly augmentation: speed perturbation and noise made from the audio when a batch asks for it.
+
+The copies on disk (``features.speed_perturb``, the noisy training sets of :mod:`speechrecipe.noise`)
+multiply a corpus's storage by the number of factors and conditions; here each training utterance
+is read from its ``wav.scp`` entry by the loader's workers, changed, and its features computed and
+normalized in memory. What an utterance gets in an epoch (:class:`Draw`: speed factor, and noise
+file, offset and SNR or none) is drawn from ``(seed, epoch, utterance id)`` alone
+(:func:`speechrecipe.augment.keyed_rng`), so its features do not depend on the batch it lands in,
+on the number of workers or ranks, or on a resume; another epoch draws anew.
+
+The audio is changed in the order of the disk copies: speed first (:func:`speechrecipe.augment.speed_perturb`,
+as make_features.py), then noise at an SNR against the perturbed speech (:func:`speechrecipe.noise.mix`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .audio import read_audio
+from .augment import keyed_rng, speed_perturb
+from .cmvn import normalize
+from .config import FeatureConfig, OnTheFlyConfig
+from .dataset import FeatureSet, Utterance
+from .features import compute
+from .noise import load_noise, mix, noise_files, noise_segment
+
+
+@dataclass(frozen=True)
+class Draw:
+    """What one utterance gets in one epoch."""
+
+    factor: float
+    noise: str | None  # a noise file, or None for clean audio
+    snr: float
+    offset_fraction: float  # where in the noise it starts, as a fraction of the noise's length
+
+
+# Noise files a worker keeps decoded: a folder of a few minutes of noise fits, and a large one
+# (MUSAN's 930 files) is read again only when a file falls out, rather than all held per worker.
+NOISE_CACHE = 64
+
+
+@functools.lru_cache(maxsize=NOISE_CACHE)
+def cached_noise(path: str, rate: int) -> np.ndarray:
+    return load_noise(path, rate)
+
+
+class OnTheFly:
+    """Augmented features of training utterances; picklable (it runs in the loader's workers).
+
+    ``audio`` maps an utterance id to its (wav.scp entry, start, end); utterances without one (extra
+    training sets from other corpora) are read from their stored features unchanged.
+    """
+
+    def __init__(self, config: OnTheFlyConfig, audio: dict, features: FeatureConfig, seed: int):
+        self.config, self.audio, self.features, self.seed = config, audio, features, seed
+        self.factors = [float(f) for f in config.speed_perturb] or [1.0]
+        self.noises = [str(p) for p in noise_files(config.noise_dirs)] if config.noise_dirs else []
+
+    def draw(self, utt: str, epoch: int) -> Draw:
+        """Utterance ``utt``'s augmentation in ``epoch``: every value is drawn, used or not, so each has its place."""
+        rng = keyed_rng(self.seed, epoch, "onthefly", utt)
+        factor = self.factors[int(rng.integers(len(self.factors)))]
+        noisy = rng.random() < self.config.noise_probability
+        noise = self.noises[int(rng.integers(len(self.noises)))] if self.noises else None
+        snr = float(self.config.snrs[int(rng.integers(len(self.config.snrs)))])
+        return Draw(factor, noise if noisy else None, snr, float(rng.random()))
+
+    def samples(self, utt: str, epoch: int) -> tuple[np.ndarray, int]:
+        """The augmented audio of ``utt`` in ``epoch``, at the recording's own rate."""
+        entry, start, end = self.audio[utt]
+        samples, rate = read_audio(entry, start, end)
+        draw = self.draw(utt, epoch)
+        samples = speed_perturb(samples, rate, draw.factor)
+        if draw.noise is not None:
+            noise = cached_noise(draw.noise, rate)
+            offset = int(draw.offset_fraction * len(noise))
+            samples = mix(samples, noise_segment(noise, offset, len(samples)), draw.snr)
+        return samples, rate
+
+    def feats(self, utt: str, epoch: int) -> np.ndarray:
+        """Features (not normalized) of the augmented audio of ``utt`` in ``epoch``."""
+        samples, rate = self.samples(utt, epoch)
+        if not self.features.dither:
+            return compute(samples, rate, self.features)
+        # Dither draws from torch's global generator: seeded here by the utterance and epoch, in a
+        # fork of it, so that the features stay a function of the config and training's own draws
+        # (dropout) are left as they were.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(keyed_rng(self.seed, epoch, "dither", utt).integers(2**62)))
+            return compute(samples, rate, self.features)
+
+    def utterance(self, data: FeatureSet, i: int, epoch: int) -> Utterance:
+        """Utterance ``i`` of ``data`` as training sees it in ``epoch``.
+
+        Normalized by the training set's CMVN mode with the statistics of the clean training set: computing
+        a noisy or perturbed speaker's statistics would take a pass over all of that speaker's audio per
+        epoch, and these are close enough. Global CMVN (and online, seeded with it) then normalizes exactly
+        as decoding does; utterance CMVN uses the utterance's own, as ever; speaker CMVN uses the speaker's
+        clean statistics, where a stored noisy copy, like a noisy test set, has its own noisy speaker's.
+        """
+        utt = data.utts[i]
+        if utt not in self.audio:
+            return data[i]
+        feats = normalize(
+            self.feats(utt, epoch), data.cmvn, data.speaker_stats.get(data.speakers[i]), data.global_mean_std
+        )
+        return Utterance(utt, feats, data.tokens(i), data.texts[i])
+
+    def lengths(self, data: FeatureSet, epoch: int) -> np.ndarray:
+        """Each utterance's length in ``epoch``, near enough for length buckets: the stored length over the factor."""
+        factors = [self.draw(u, epoch).factor if u in self.audio else 1.0 for u in data.utts]
+        return np.maximum(1, np.round(data.lengths / np.asarray(factors))).astype(np.int64)
+
+
+def audio_table(data_dir: str | Path, utts) -> dict[str, tuple[str, float, float | None]]:
+    """(wav.scp entry, start, end) of each of ``utts`` that the Kaldi data directory ``data_dir`` holds."""
+    from .datadir import DataDir
+
+    data = DataDir.load(data_dir)
+    known = set(data.utterances)
+    return {u: data.entry(u) for u in utts if u in known}
