@@ -9,7 +9,8 @@ import yaml
 from conftest import ROOT
 from speechrecipe import config as cfg
 
-SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+SCHEMA_PATH = ROOT / "workflow/schemas/config.schema.yaml"
+SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
 
 
 def walk(schema: dict, section: type, path: str = ""):
@@ -141,3 +142,36 @@ def test_noisy_sets_of_an_experiment():
     assert {s.base for s in cfg.noisy_sets(chosen, ["dev", "test"], "g").values()} == {"dev"}
     assert cfg.noisy_sets(cfg.RecipeConfig(), ["dev", "test"], "g") == {}
     assert cfg.snr_name(2.5) == "2.5dB"
+
+
+def test_auto_model_sizes_follow_the_training_hours(tmp_path):
+    from speechrecipe.config import ModelConfig, model_size_for
+    from speechrecipe.model.network import sized_for_data
+
+    assert model_size_for(0.015) == model_size_for(0.29) == (128, 2)
+    assert model_size_for(0.3) == model_size_for(0.5) == (256, 3)
+    assert model_size_for(100.0) == (512, 4)
+    auto = ModelConfig(hidden="auto", layers="auto")
+    assert not auto.sized and auto.sized_for(0.5).sized
+    assert ModelConfig(hidden=64, layers="auto").sized_for(0.5) == ModelConfig(hidden=64, layers=3)
+    # Hours from a data directory's utt2dur, else from a feature directory's frame counts.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/utt2dur").write_text("a 900.0\nb 180.0\n")  # 0.3 h
+    assert sized_for_data(auto, tmp_path / "data") == ModelConfig(hidden=256, layers=3)
+    (tmp_path / "feats").mkdir()
+    (tmp_path / "feats/utt2num_frames").write_text("a 36000\n")  # 360 s at 10 ms
+    assert sized_for_data(auto, tmp_path / "feats") == ModelConfig(hidden=128, layers=2)
+    with pytest.raises(FileNotFoundError, match="hours are unknown"):
+        sized_for_data(auto, tmp_path)
+
+
+def test_the_schema_takes_auto_model_sizes_and_nothing_else_in_words():
+    from speechrecipe.schema import check_config, load_schema
+
+    check_config({"am": {"model": {"hidden": "auto", "layers": "auto"}}}, load_schema(str(SCHEMA_PATH)))
+    with pytest.raises(Exception, match="am.model.hidden"):
+        check_config({"am": {"model": {"hidden": "big"}}}, load_schema(str(SCHEMA_PATH)))
+    # from the command line, where Snakemake passes nested values as strings, a number is still a number
+    config = {"am": {"model": {"hidden": "192", "layers": "auto"}}}
+    check_config(config, load_schema(str(SCHEMA_PATH)))
+    assert config["am"]["model"] == {"hidden": 192, "layers": "auto"}

@@ -49,7 +49,7 @@ def test_snakemake_stops_on_a_bad_config_before_anything_runs(tmp_path):
     result = snakemake(tmp_path, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "am.model.hidden is 'big' (str); it must be of type integer (LSTM units per direction.)" in output
+    assert "am.model.hidden is 'big': it must be a number or 'auto' (LSTM units per direction, or auto" in output
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".snakemake") == ["config.yaml"]
 
 

@@ -12,6 +12,8 @@ rule train_am:
         init=am_init_inputs,
         extra=[f"{d}/feats.scp" for d in AM_EXTRA_TRAIN],
         onthefly=ONTHEFLY_INPUTS,
+        # am.model's "auto" sizes come from the hours of the training set as prepared
+        size_from=f"{DATA}/{TRAIN_SET}/utt2dur",
     output:
         model=AM_FINAL,
         history=AM_HISTORY,
@@ -45,6 +47,7 @@ rule train_am:
         init=AM_INIT,
         extra=quoted(AM_EXTRA_TRAIN),
         audio_dir=onthefly_audio_dir,
+        size_from=input_dir("size_from"),
         num_gpus=RECIPE.am.num_gpus,
         num_nodes=RECIPE.am.num_nodes,
     shell:
@@ -53,4 +56,5 @@ rule train_am:
         " --init {params.init:q} --extra-train {params.extra} --max-frames {params.max_frames}"
         " --threads {threads} --use-gpu {params.use_gpu} --num-gpus {params.num_gpus}"
         " --num-nodes {params.num_nodes} --loader-workers {resources.loader_workers}"
-        " --in-memory {resources.in_memory} --audio-dir={params.audio_dir:q} > {log} 2>&1"
+        " --in-memory {resources.in_memory} --audio-dir={params.audio_dir:q} --size-from {params.size_from:q}"
+        " > {log} 2>&1"

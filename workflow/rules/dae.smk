@@ -9,6 +9,7 @@ rule train_dae:
         clean=f"{FEATS}/{TRAIN_SET}/feats.scp",
         dev_noisy=f"{FEATS}/{DEV_SET}_noisy/feats.scp",
         dev_clean=f"{FEATS}/{DEV_SET}/feats.scp",
+        size_from=f"{DATA}/{TRAIN_SET}/utt2dur",  # as train_am's, so that the encoder fits the acoustic model
     output:
         model=DAE_FINAL,
         history=DAE_HISTORY,
@@ -33,8 +34,9 @@ rule train_dae:
         features=as_json(FEATURE_CONFIG),
         cmvn=RECIPE.am.cmvn,
         use_gpu=str(RECIPE.dae.use_gpu).lower(),
+        size_from=input_dir("size_from"),
     shell:
         "run_step train_dae {params.dirs} {params.exp_dir:q} --model {params.model:q} --layers {params.layers}"
         " --train {params.train:q} --features {params.features:q} --cmvn {params.cmvn} --threads {threads}"
         " --use-gpu {params.use_gpu} --loader-workers {resources.loader_workers}"
-        " --in-memory {resources.in_memory} > {log} 2>&1"
+        " --in-memory {resources.in_memory} --size-from {params.size_from:q} > {log} 2>&1"

@@ -35,7 +35,7 @@ from speechrecipe.cmvn import global_stats, stats_to_mean_std
 from speechrecipe.config import CMVN_MODES, AMConfig, AMTrainConfig, FeatureConfig, ModelConfig, run_hash
 from speechrecipe.ctc_task import CTCTask
 from speechrecipe.dataset import FeatureSet, TokenCoverageError, trainability_problems
-from speechrecipe.model.network import CTCModel
+from speechrecipe.model.network import CTCModel, sized_for_data
 from speechrecipe.model.pretrained import PretrainedError, initialize
 from speechrecipe.noise import NoiseError
 from speechrecipe.onthefly import OnTheFly, audio_table
@@ -76,6 +76,13 @@ def parse_args() -> argparse.Namespace:
         default="",
         metavar="DATA_DIR",
         help="the training set's Kaldi data directory (wav.scp): the audio of --train's onthefly augmentation",
+    )
+    parser.add_argument(
+        "--size-from",
+        default="",
+        metavar="DIR",
+        help='where --model\'s "auto" sizes take the training hours from: a Kaldi data or feature directory '
+        "(default: TRAIN_DIR; the recipe gives the training set as prepared, before speed perturbation)",
     )
     parser.add_argument(
         "--max-frames", type=int, default=DEFAULTS.max_frames, help="drop longer training utterances (0: keep all)"
@@ -189,7 +196,8 @@ def main() -> None:
     tokenizer = Tokenizer(args.tokenizer)
     stats = global_stats(args.train_dir)
     mean, std = stats_to_mean_std(stats)
-    model_config = args.model.replace(input_dim=len(mean), vocab_size=tokenizer.vocab_size)
+    model_config = sized_for_data(args.model, args.size_from or args.train_dir, args.features.frame_shift_ms)
+    model_config = model_config.replace(input_dim=len(mean), vocab_size=tokenizer.vocab_size)
     torch.manual_seed(config.seed)
     model = CTCModel(model_config)
     log.info("model: %s, %.2f M parameters", model_config, sum(p.numel() for p in model.parameters()) / 1e6)

@@ -21,10 +21,19 @@ from speechrecipe import distributed
 from speechrecipe.archive import ArchiveError
 from speechrecipe.cli import add_section, fail, fail_on_damaged_features, setup_logging
 from speechrecipe.cmvn import global_stats, stats_to_mean_std
-from speechrecipe.config import CMVN_MODES, AMConfig, DAEConfig, DAETrainConfig, FeatureConfig, ModelConfig, run_hash
+from speechrecipe.config import (
+    CMVN_MODES,
+    AMConfig,
+    DAEConfig,
+    DAETrainConfig,
+    FeatureConfig,
+    ModelConfig,
+    run_hash,
+)
 from speechrecipe.dae_task import DAETask
 from speechrecipe.dataset import FeatureSet, PairedSet
 from speechrecipe.model.dae import DenoisingAutoencoder
+from speechrecipe.model.network import sized_for_data
 from speechrecipe.trainer import train
 
 log = logging.getLogger("train_dae")
@@ -41,6 +50,13 @@ def main() -> None:
     parser.add_argument("exp_dir")
     add_section(parser, "--model", ModelConfig, "am.model", ModelConfig(), "the acoustic model's config")
     parser.add_argument("--layers", type=int, default=DEFAULTS.layers, help="LSTM layers of the DAE encoder")
+    parser.add_argument(
+        "--size-from",
+        default="",
+        metavar="DIR",
+        help='where --model\'s "auto" sizes take the training hours from (default: CLEAN_TRAIN_DIR; the recipe '
+        "gives what train_am.py gets, so that the encoder fits the acoustic model)",
+    )
     add_section(parser, "--train", DAETrainConfig, "dae.train", DEFAULTS.train, "DAE training config")
     add_section(
         parser, "--features", FeatureConfig, "features", FeatureConfig(), "feature config, stored with the model"
@@ -72,7 +88,8 @@ def main() -> None:
     mean_std = stats_to_mean_std(stats)
     torch.manual_seed(config.seed)
     try:
-        model = DenoisingAutoencoder(args.model.replace(input_dim=len(mean_std[0])), args.layers)
+        am_config = sized_for_data(args.model, args.size_from or args.clean_train_dir, args.features.frame_shift_ms)
+        model = DenoisingAutoencoder(am_config.replace(input_dim=len(mean_std[0])), args.layers)
     except ValueError as e:
         fail(f"dae.layers: {e}")
     try:

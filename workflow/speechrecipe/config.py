@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, get_type_hints
 
@@ -115,14 +116,27 @@ class TokensConfig(Section):
 # --- models ------------------------------------------------------------------------------------------------------
 
 
+# The model's size where am.model.hidden or layers is "auto": from the hours of the training set (as prepared,
+# before speed perturbation or noisy copies), up to the first bound that is larger. The rows follow the sizes the
+# corpora of this machine were tuned with (2x128 for the 0.2-hour digit corpora, 3x256 for LJ Speech's 0.5 h, where
+# 2x128 under the generic schedule ends at about twice the CER: RESULTS.md, "A corpus of your own"); the last is
+# conf/librispeech.yaml's, for 100 h and more on GPUs (not measured here). The 0.3 h bound lies between them.
+MODEL_SIZE_BY_HOURS = ((0.3, 128, 2), (10.0, 256, 3), (math.inf, 512, 4))
+
+
+def model_size_for(hours: float) -> tuple[int, int]:
+    """(hidden units per direction, LSTM layers) for a training set of ``hours``."""
+    return next((hidden, layers) for bound, hidden, layers in MODEL_SIZE_BY_HOURS if hours < bound)
+
+
 @dataclass(frozen=True)
 class ModelConfig(Section):
     """The acoustic model's shape. ``input_dim`` and ``vocab_size`` come from the data, not from config."""
 
     input_dim: int = 80
     vocab_size: int = 64
-    hidden: int = 256  # units per direction
-    layers: int = 3
+    hidden: int | str = 256  # units per direction, or "auto" (model_size_for the training hours)
+    layers: int | str = 3  # or "auto"
     bidirectional: bool = True
     subsampling: str = "stack"  # stack | conv2d | none
     subsampling_factor: int = 3  # stack: frames concatenated per output frame; conv2d: 2 or 4
@@ -133,6 +147,19 @@ class ModelConfig(Section):
     def settings(self) -> dict:
         """The keys a config sets (section am.model): all but those that come from the data."""
         return {k: v for k, v in self.to_dict().items() if k not in self.DERIVED}
+
+    @property
+    def sized(self) -> bool:
+        """Whether hidden and layers are numbers (no "auto" left)."""
+        return self.hidden != "auto" and self.layers != "auto"
+
+    def sized_for(self, hours: float) -> ModelConfig:
+        """This config with "auto" sizes chosen for a training set of ``hours`` (model_size_for)."""
+        hidden, layers = model_size_for(hours)
+        return self.replace(
+            hidden=hidden if self.hidden == "auto" else self.hidden,
+            layers=layers if self.layers == "auto" else self.layers,
+        )
 
 
 # --- training ----------------------------------------------------------------------------------------------------

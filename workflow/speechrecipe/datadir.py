@@ -120,6 +120,17 @@ class DataDir:
         return d
 
 
+def hours_of(directory: str | os.PathLike, frame_shift_ms: float = 10.0) -> float:
+    """Hours of audio in a Kaldi data directory (its utt2dur) or a feature directory (utt2num_frames)."""
+    directory = Path(directory)
+    if (directory / "utt2dur").is_file():
+        return sum(float(v) for v in read_table(directory / "utt2dur").values()) / 3600
+    if (directory / "utt2num_frames").is_file():
+        frames = sum(int(v) for v in read_table(directory / "utt2num_frames").values())
+        return frames * frame_shift_ms / 1000 / 3600
+    raise FileNotFoundError(f"{directory}: neither utt2dur nor utt2num_frames, so its hours are unknown")
+
+
 def job_slice(utterances: list, job: int, nj: int) -> list:
     """Job ``job`` (1-based) of ``nj``'s share of ``utterances``: its contiguous slice, as Kaldi's split_data.sh."""
     n = len(utterances)

@@ -11,6 +11,7 @@ null and the string is one, it is converted.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .config import ConfigError, closest, unknown_key_message
@@ -70,7 +71,9 @@ def _types(schema: dict) -> list[str]:
 def _typed(text: str, types: list[str]):
     """The value ``text`` spells in the first of ``types`` it fits, or ``text`` itself."""
     if "string" in types:
-        return text
+        # A number or a word (am.model.hidden: 256 or auto): "256" from the command line is the number.
+        numbers = [kind for kind in types if kind in ("integer", "number")]
+        return _typed(text, numbers) if numbers else text
     lowered = text.strip().lower()
     for kind in types:
         try:
@@ -112,6 +115,9 @@ def describe(error, schema: dict) -> str:
             f"{where} is {shown} ({type(error.instance).__name__}); it must be of type "
             f"{error.validator_value}{_short(about)}"
         )
+    if error.validator == "pattern" and re.fullmatch(r"\^\w+\$", error.validator_value):
+        word = error.validator_value[1:-1]  # a number or one word (am.model.hidden: 256 or auto)
+        return f"{where} is {shown}: it must be a number or '{word}'{_short(about)}"
     return f"{where or 'config'} is {shown}: {error.message}{_short(about)}"
 
 

@@ -19,10 +19,15 @@ those of the utterance alone.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 from ..config import ModelConfig
+from ..datadir import hours_of
+
+log = logging.getLogger(__name__)
 
 
 class FrameStacking(nn.Module):
@@ -187,3 +192,20 @@ class CTCModel(nn.Module):
     @property
     def subsampling_factor(self) -> int:
         return 1 if self.config.subsampling == "none" else self.config.subsampling_factor
+
+
+def sized_for_data(config: ModelConfig, directory, frame_shift_ms: float = 10.0) -> ModelConfig:
+    """``config`` with its "auto" sizes chosen from the hours of audio in ``directory`` (a Kaldi data or feature
+    directory; :func:`speechrecipe.config.model_size_for`), said in the log."""
+    if config.sized:
+        return config
+    hours = hours_of(directory, frame_shift_ms)
+    sized = config.sized_for(hours)
+    log.info(
+        "am.model auto: %.3f h of training audio in %s -> %d layers of %d units",
+        hours,
+        directory,
+        sized.layers,
+        sized.hidden,
+    )
+    return sized
