@@ -48,11 +48,18 @@ def librispeech_tree(fsdd_recordings, tmp_path_factory):
 
 TINY = {
     "tag": "libri_tiny",
-    "features": {"nj": 2},
+    "features": {"nj": 2, "speed_perturb": []},
     "tokens": {"vocab_size": 24},
     "am": {
         "model": {"hidden": 48, "layers": 2},
-        "train": {"max_epochs": 4, "batch_frames": 2000, "warmup_steps": 10, "checkpoint_every_minutes": 0},
+        "train": {
+            "max_epochs": 4,
+            "min_steps": 0,
+            "check_every_steps": 0,
+            "batch_frames": 2000,
+            "warmup_steps": 10,
+            "checkpoint_every_minutes": 0,
+        },
         "threads": 1,
         "loader_workers": 1,
         "use_gpu": False,

@@ -14,11 +14,12 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 TINY = {
     "tag": "tiny",
     "prepare": TINY_CORPUS,
-    "features": {"nj": 2},
+    # no speed copies and no step minimum: the generic config's (config.yaml) would make these tests minutes long
+    "features": {"nj": 2, "speed_perturb": []},
     "tokens": {"vocab_size": 20},
     "am": {
         "model": {"hidden": 16, "layers": 1},
-        "train": {"max_epochs": 2, "batch_frames": 2000, "warmup_steps": 5},
+        "train": {"max_epochs": 2, "min_steps": 0, "check_every_steps": 0, "batch_frames": 2000, "warmup_steps": 5},
         "threads": 1,
     },
     "decode": {"beam_size": 2},
