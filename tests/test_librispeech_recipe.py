@@ -48,7 +48,7 @@ def librispeech_tree(fsdd_recordings, tmp_path_factory):
 
 TINY = {
     "tag": "libri_tiny",
-    "features": {"nj": 2, "speed_perturb": []},
+    "features": {"nj": 2},
     "tokens": {"vocab_size": 24},
     "am": {
         "model": {"hidden": 48, "layers": 2},

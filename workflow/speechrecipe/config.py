@@ -19,7 +19,6 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, get_type_hints
 
@@ -122,7 +121,7 @@ class TokensConfig(Section):
 # conf/librispeech.yaml's for 100 h and more on GPUs (not measured here); the 0.3 h bound lies between them. Under
 # the generic schedule, 3x256 and 2x128 ended at the same CER on LJ Speech (RESULTS.md, "A corpus of your own"),
 # so the rule rests on the tuned configs, not on a gain measured with it.
-MODEL_SIZE_BY_HOURS = ((0.3, 128, 2), (10.0, 256, 3), (math.inf, 512, 4))
+MODEL_SIZE_BY_HOURS = ((0.3, 128, 2), (10.0, 256, 3), (float("inf"), 512, 4))
 
 
 def model_size_for(hours: float) -> tuple[int, int]:
