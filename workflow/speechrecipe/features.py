@@ -24,6 +24,12 @@ from .augment import speed_perturb
 from .config import FeatureConfig
 
 
+# Analysis windows computed in one pass: the frames of many short utterances share the per-call cost, and
+# a block this size stays in the CPU's cache (one pass over 64 long clips, ~40k frames, was 2x slower per
+# frame than one clip at a time on LJ Speech; blocks of 256 were the fastest of 64-4096, bench/feature_throughput.py).
+BLOCK_FRAMES = 256
+
+
 class Extractor:
     """Kaldi fbank or MFCC for one feature config, on many utterances at once.
 
@@ -69,16 +75,22 @@ class Extractor:
         counts = [len(f) for f in framed]
         if not sum(counts):
             return [np.zeros((0, self.config.dim), dtype=np.float32) for _ in utterances]
+        frames = np.concatenate(framed)
         with torch.no_grad():
-            x = torch.from_numpy(np.concatenate(framed))
-            x = x - x.mean(dim=1, keepdim=True)
-            x = x - 0.97 * torch.cat([x[:, :1], x[:, :-1]], dim=1)
-            x = torch.nn.functional.pad(x * self.window, (0, self.padded - self.size))
-            power = torch.fft.rfft(x).abs().pow(2.0)
-            feats = torch.max(torch.mm(power, self.mel), self.epsilon).log()
-            if self.config.type == "mfcc":
-                feats = feats.matmul(self.dct) * self.lifter
+            feats = torch.cat([self.block(frames[b : b + BLOCK_FRAMES]) for b in range(0, len(frames), BLOCK_FRAMES)])
         return [f.numpy() for f in torch.split(feats, counts)]
+
+    def block(self, frames: np.ndarray) -> torch.Tensor:
+        """Features of a block of analysis windows (each row is independent of the others)."""
+        x = torch.from_numpy(frames)
+        x = x - x.mean(dim=1, keepdim=True)
+        x = x - 0.97 * torch.cat([x[:, :1], x[:, :-1]], dim=1)
+        x = torch.nn.functional.pad(x * self.window, (0, self.padded - self.size))
+        power = torch.fft.rfft(x).abs().pow(2.0)
+        feats = torch.max(torch.mm(power, self.mel), self.epsilon).log()
+        if self.config.type == "mfcc":
+            feats = feats.matmul(self.dct) * self.lifter
+        return feats
 
 
 @functools.lru_cache(maxsize=8)
