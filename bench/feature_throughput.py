@@ -21,6 +21,7 @@ once (nj=2), wall time including interpreter start-up, to see how the stage scal
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -192,18 +193,16 @@ def main() -> None:
                 run(method, files[:5], args.bins, scratch / "warm.ark")
             run_grouped(files[:5], args.bins, scratch / "warm.ark")
             variants = {
-                "recipe, one file at a time": lambda: run(recipe_fbank, files, args.bins, scratch / "out.ark"),
-                f"recipe, {GROUP} files per pass (as make_features.py)": lambda: run_grouped(
-                    files, args.bins, scratch / "out.ark"
-                ),
-                "kaldi-native-fbank": lambda: run(knf_fbank, files, args.bins, scratch / "out.ark"),
+                "recipe, one file at a time": functools.partial(run, recipe_fbank),
+                f"recipe, {GROUP} files per pass (as make_features.py)": run_grouped,
+                "kaldi-native-fbank": functools.partial(run, knf_fbank),
             }
             # Each variant twice, alternately, keeping the faster run: other work on the machine then
             # slows each variant's slower run, not one variant's only run.
             best = {}
             for _ in range(2):
                 for label, timed in variants.items():
-                    result = timed()
+                    result = timed(files, args.bins, scratch / "out.ark")
                     if label not in best or result[3] < best[label][3]:
                         best[label] = result
             for label, (feats, audio, wall, cpu) in best.items():

@@ -23,7 +23,6 @@ from .audio import AudioError, FormatReport, read_audio, resample
 from .augment import speed_perturb
 from .config import FeatureConfig
 
-
 # Analysis windows computed in one pass: the frames of many short utterances share the per-call cost, and
 # a block this size stays in the CPU's cache (one pass over 64 long clips, ~40k frames, was 2x slower per
 # frame than one clip at a time on LJ Speech; blocks of 256 were the fastest of 64-4096, bench/feature_throughput.py).
