@@ -137,3 +137,92 @@ def test_the_recipe_trains_on_the_clean_features_and_gives_train_am_the_audio(tm
     both = {**onthefly, "features": {"speed_perturb": [0.9, 1.0, 1.1]}}
     refused = snakemake(tmp_path, TINY, both, args=["-n"], check=False)
     assert refused.returncode != 0 and "keep one" in refused.stdout + refused.stderr
+
+
+# --- the denoising autoencoder's noisy inputs, mixed as batches are made (dae.onthefly) ---------------------------
+
+DAE_NOISE = {"noise_dirs": [str(NOISE)], "snrs": [0, 5, 10, 20], "noise_probability": 1.0}
+
+
+def test_dae_pairs_mixed_on_the_fly_keep_the_stored_clean_side_and_draw_noise_by_epoch(fsdd_features, train_set):
+    from speechrecipe.onthefly import MixedPairs
+
+    pairs = MixedPairs(train_set, augmenter(fsdd_features, train_set, **DAE_NOISE))
+    again = MixedPairs(train_set, augmenter(fsdd_features, train_set, **DAE_NOISE))
+    assert len(pairs) == len(train_set) and list(pairs.lengths) == list(train_set.lengths)
+    for k in range(0, len(pairs), 11):
+        utt, noisy, clean = pairs.pair(k, epoch=1)
+        assert utt == train_set.utts[k] == pairs.utt(k)
+        np.testing.assert_array_equal(clean, train_set[k].feats)  # the target is the stored clean features
+        assert noisy.shape == clean.shape and not np.allclose(noisy, clean, atol=0.1)
+        np.testing.assert_array_equal(noisy, again.pair(k, epoch=1)[1])
+        assert not np.allclose(noisy, pairs.pair(k, epoch=2)[1], atol=0.1)  # another epoch, another noise
+
+
+def test_dae_batches_mixed_on_the_fly_do_not_depend_on_the_number_of_loader_workers(fsdd_features, train_set):
+    from speechrecipe.config import DAETrainConfig
+    from speechrecipe.dae_task import DAEBatches
+    from speechrecipe.onthefly import MixedPairs
+
+    maker = DAEBatches(MixedPairs(train_set, augmenter(fsdd_features, train_set, **DAE_NOISE)), 3, 120)
+    config = DAETrainConfig(batch_frames=2000, seed=SEED)
+
+    def made(workers):
+        plan = RunBatches(maker, config, first_epoch=1, position=0, last_epoch=2, rank=0, world=1)
+        loader = torch.utils.data.DataLoader(plan, batch_size=None, num_workers=workers, worker_init_fn=one_thread)
+        return [(batch.utts, batch.inputs[0]) for batch in loader]
+
+    alone, shared = made(0), made(1)
+    assert [utts for utts, _ in alone] == [utts for utts, _ in shared]
+    for (_, a), (_, b) in zip(alone, shared, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_tiny_dae_run_mixes_its_noise_on_the_fly(fsdd_features, tmp_path):
+    from conftest import ROOT, run_script
+
+    if not NOISE.is_dir():
+        pytest.skip(f"Speech Commands noise not found at {NOISE}")
+    base = fsdd_features
+    command = [
+        ROOT / "workflow/scripts/train_dae.py",
+        base / "data/train",  # the clean sets' audio: no noisy copy on disk
+        base / "fbank/train",
+        base / "data/dev",
+        base / "fbank/dev",
+        tmp_path / "dae",
+        "--model",
+        json.dumps({"hidden": 16, "layers": 1, "subsampling_factor": 2}),
+        "--train",
+        json.dumps({"max_epochs": 2, "batch_frames": 1500, "warmup_steps": 5, "lr": 0.005, "seed": SEED}),
+        "--features",
+        json.dumps(FEATURES.to_dict()),
+        "--onthefly",
+        json.dumps(DAE_NOISE),
+        "--cmvn",
+        "utterance",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
+    result = run_script(*command, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = (tmp_path / "dae/history.tsv").read_text().splitlines()
+    dev_losses = [float(line.split("\t")[3]) for line in rows[1:]]
+    assert len(dev_losses) == 2 and all(np.isfinite(dev_losses))
+    assert (tmp_path / "dae/final.pt").is_file()
+    # speed perturbation would change the noisy side's length against its clean target
+    speed = run_script(*command[:-9], "--onthefly", json.dumps({**DAE_NOISE, "speed_perturb": [0.9]}), check=False)
+    assert speed.returncode != 0 and "no speed_perturb for the DAE" in speed.stderr
+
+
+def test_the_recipe_mixes_the_dae_noise_on_the_fly_without_noisy_copies(tmp_path):
+    from test_recipe import TINY, planned_rules, snakemake
+
+    dae = {"am": {"init": "dae"}, "dae": {"train": {"max_epochs": 1}}}
+    copies = snakemake(tmp_path, TINY, dae, args=["-n", "-p"])
+    assert {"train_dae", "mix_noise"} <= planned_rules(copies)
+    mixed = snakemake(tmp_path, TINY, dae, {"dae": {"onthefly": True}}, args=["-n", "-p"])
+    assert "train_dae" in planned_rules(mixed) and "mix_noise" not in planned_rules(mixed)
+    assert "--onthefly" in mixed.stdout and "train_noisy" not in mixed.stdout
+    assert "noise_generated/babble.wav" in mixed.stdout  # the training noise: generated, as the copies'

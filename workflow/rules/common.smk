@@ -10,7 +10,14 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
-from speechrecipe.config import ConfigError, RecipeConfig, noise_sources, noisy_sets, snr_name
+from speechrecipe.config import (
+    ConfigError,
+    RecipeConfig,
+    noise_sources,
+    noisy_sets,
+    snr_name,
+    training_noise_sources,
+)
 from speechrecipe.noise import NoiseError, noise_files
 
 try:
@@ -98,6 +105,10 @@ ONTHEFLY_NOISE = list(noise_sources(ONTHEFLY.noise_dirs, f"{DATA}/noise_generate
 # that experiments which predate them are not re-run (speechrecipe.config.TrainConfig.params).
 AM_TRAIN = RECIPE.am.train.replace(seed=RECIPE.seed, onthefly=ONTHEFLY.replace(noise_dirs=ONTHEFLY_NOISE)).params()
 DAE_TRAIN = RECIPE.dae.train.replace(seed=RECIPE.seed).params()
+# dae.onthefly: the DAE's noisy inputs mixed from the clean sets' audio as batches are made, with the
+# noise and SNRs the noise stage's <train_set>_noisy copy would have (every utterance noisy).
+DAE_NOISE = list(training_noise_sources(RECIPE, f"{DATA}/noise_generated"))
+DAE_MIXING = {"noise_dirs": DAE_NOISE, "snrs": list(RECIPE.noise.train_snrs), "noise_probability": 1.0}
 
 
 def as_json(value) -> str:
@@ -185,6 +196,18 @@ NOISE_FILES = {name: noise_inputs(s.sources) for name, s in NOISY_SETS.items()}
 NOISY_SET_PATTERN = "|".join(map(re.escape, NOISY_SETS)) or "(?!)"
 # What on-the-fly augmentation reads: the training set's audio (its validated data directory, first) and noise.
 ONTHEFLY_INPUTS = [f"{DATA}/{TRAIN_SET}/validation.txt", *noise_inputs(ONTHEFLY_NOISE)] if ONTHEFLY.enabled else []
+
+
+def dae_inputs() -> dict:
+    """What the DAE's noisy side is read from: the noisy copies' features, or with dae.onthefly the clean
+    sets' data directories (their audio) and the noise files."""
+    if not RECIPE.dae.onthefly:
+        return {"noisy": f"{FEATS}/{TRAIN_SET}_noisy/feats.scp", "dev_noisy": f"{FEATS}/{DEV_SET}_noisy/feats.scp"}
+    return {
+        "noisy": f"{DATA}/{TRAIN_SET}/validation.txt",
+        "dev_noisy": f"{DATA}/{DEV_SET}/validation.txt",
+        "noise": noise_inputs(DAE_NOISE),
+    }
 
 
 def onthefly_audio_dir(wildcards, input) -> str:

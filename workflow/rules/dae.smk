@@ -1,13 +1,13 @@
 # Stage 3b: the denoising autoencoder, trained on (noisy, clean) features of train_set with
 # dev_set's pair for early stopping. Its encoder starts the acoustic model with am.init: dae;
-# with decode.enhance it cleans features before decoding. Resumes like train_am.
+# with decode.enhance it cleans features before decoding. Resumes like train_am. The noisy side
+# is the noise stage's copy, or with dae.onthefly mixed from the audio as batches are made.
 
 
 rule train_dae:
     input:
-        noisy=f"{FEATS}/{TRAIN_SET}_noisy/feats.scp",
+        **dae_inputs(),
         clean=f"{FEATS}/{TRAIN_SET}/feats.scp",
-        dev_noisy=f"{FEATS}/{DEV_SET}_noisy/feats.scp",
         dev_clean=f"{FEATS}/{DEV_SET}/feats.scp",
         size_from=f"{DATA}/{TRAIN_SET}/utt2dur",  # as train_am's, so that the encoder fits the acoustic model
     output:
@@ -35,8 +35,9 @@ rule train_dae:
         cmvn=RECIPE.am.cmvn,
         use_gpu=str(RECIPE.dae.use_gpu).lower(),
         size_from=input_dir("size_from"),
+        onthefly=f"--onthefly {shlex.quote(as_json(DAE_MIXING))}" if RECIPE.dae.onthefly else "",
     shell:
         "run_step train_dae {params.dirs} {params.exp_dir:q} --model {params.model:q} --layers {params.layers}"
         " --train {params.train:q} --features {params.features:q} --cmvn {params.cmvn} --threads {threads}"
         " --use-gpu {params.use_gpu} --loader-workers {resources.loader_workers}"
-        " --in-memory {resources.in_memory} --size-from {params.size_from:q} > {log} 2>&1"
+        " --in-memory {resources.in_memory} --size-from {params.size_from:q} {params.onthefly} > {log} 2>&1"

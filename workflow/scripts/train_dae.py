@@ -5,9 +5,16 @@
         data/fsdd/mfcc/dev_all_noisy data/fsdd/mfcc/dev_all exp/fsdd/dae \
         --model '{"hidden": 128, "layers": 2}' --layers 2 --train '{"max_epochs": 10, "seed": 1}' --cmvn speaker
 
+    # the noisy inputs mixed as batches are made, from the clean sets' audio (their Kaldi data dirs):
+    python workflow/scripts/train_dae.py data/fsdd/train_all data/fsdd/mfcc/train_all \
+        data/fsdd/dev_all data/fsdd/mfcc/dev_all exp/fsdd/dae \
+        --onthefly '{"noise_dirs": ["../shared/data/noise"], "snrs": [0, 5, 10, 20]}'
+
 The noisy and clean directories hold the same utterance ids (mix_noise.py keeps them). The
 input is normalized like the acoustic model's (--cmvn; the noisy set's own speaker statistics
-with 'speaker'), the target by the clean set's. Training is the same loop as the acoustic
+with 'speaker'), the target by the clean set's. With --onthefly (speechrecipe.onthefly.MixedPairs)
+each training utterance is mixed with a noise file and SNR drawn from (seed, epoch, utterance), and
+the dev set with one fixed draw; the noisy input is normalized with the clean set's statistics. Training is the same loop as the acoustic
 model's (speechrecipe.trainer, task speechrecipe.dae_task). Writes epoch-N.pt, history.tsv and
 final.pt (kind 'dae'), whose encoder `am.init: dae` copies into the acoustic model.
 """
@@ -28,12 +35,15 @@ from speechrecipe.config import (
     DAETrainConfig,
     FeatureConfig,
     ModelConfig,
+    OnTheFlyConfig,
     run_hash,
 )
 from speechrecipe.dae_task import DAETask
 from speechrecipe.dataset import FeatureSet, PairedSet
 from speechrecipe.model.dae import DenoisingAutoencoder
 from speechrecipe.model.network import sized_for_data
+from speechrecipe.noise import NoiseError
+from speechrecipe.onthefly import MixedPairs, OnTheFly, audio_table
 from speechrecipe.trainer import train
 
 log = logging.getLogger("train_dae")
@@ -41,11 +51,30 @@ log = logging.getLogger("train_dae")
 DEFAULTS = DAEConfig()
 
 
+def training_pairs(args, noisy_dir: str, clean_dir: str, min_frames: int, mean_std) -> PairedSet | MixedPairs:
+    """The (noisy, clean) pairs of one set: the noisy copy's features, or with --onthefly the clean set's
+    audio (Kaldi data dir ``noisy_dir``) mixed with noise as batches are made."""
+    clean = FeatureSet(clean_dir, args.cmvn, None, mean_std, min_frames, in_memory=args.in_memory)
+    if not args.onthefly.noise_dirs:
+        noisy = FeatureSet(noisy_dir, args.cmvn, None, mean_std, min_frames, in_memory=args.in_memory)
+        return PairedSet(noisy, clean)
+    if args.onthefly.speed_perturb:
+        fail("dae.onthefly: no speed_perturb for the DAE: its target is the clean features of the same audio")
+    try:
+        mixing = OnTheFly(args.onthefly, audio_table(noisy_dir, clean.utts), args.features, args.train.seed)
+        return MixedPairs(clean, mixing)
+    except (NoiseError, ValueError, OSError) as e:
+        fail(f"dae.onthefly ({noisy_dir}): {e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("noisy_train_dir")
+    parser.add_argument(
+        "noisy_train_dir",
+        help="the noisy copy's features; with --onthefly the Kaldi data dir of clean_train_dir's audio",
+    )
     parser.add_argument("clean_train_dir")
-    parser.add_argument("noisy_dev_dir")
+    parser.add_argument("noisy_dev_dir", help="as noisy_train_dir, for the dev set")
     parser.add_argument("clean_dev_dir")
     parser.add_argument("exp_dir")
     add_section(parser, "--model", ModelConfig, "am.model", ModelConfig(), "the acoustic model's config")
@@ -58,6 +87,15 @@ def main() -> None:
         "gives what train_am.py gets, so that the encoder fits the acoustic model)",
     )
     add_section(parser, "--train", DAETrainConfig, "dae.train", DEFAULTS.train, "DAE training config")
+    add_section(
+        parser,
+        "--onthefly",
+        OnTheFlyConfig,
+        "dae.onthefly",
+        OnTheFlyConfig(),
+        "noise mixed into the clean sets' audio as batches are made (noise_dirs, snrs, noise_probability); "
+        "off while noise_dirs is empty",
+    )
     add_section(
         parser, "--features", FeatureConfig, "features", FeatureConfig(), "feature config, stored with the model"
     )
@@ -93,20 +131,22 @@ def main() -> None:
     except ValueError as e:
         fail(f"dae.layers: {e}")
     try:
-        sets = [
-            FeatureSet(d, args.cmvn, None, mean_std, model.min_input_frames(), in_memory=args.in_memory)
-            for d in (args.noisy_train_dir, args.clean_train_dir, args.noisy_dev_dir, args.clean_dev_dir)
-        ]
-        train_pairs, dev_pairs = PairedSet(sets[0], sets[1]), PairedSet(sets[2], sets[3])
+        train_pairs, dev_pairs = (
+            training_pairs(args, noisy, clean, model.min_input_frames(), mean_std)
+            for noisy, clean in ((args.noisy_train_dir, args.clean_train_dir), (args.noisy_dev_dir, args.clean_dev_dir))
+        )
     except ArchiveError as e:
         fail_on_damaged_features(e)
     features = args.features.to_dict()
+    # The mixing is part of what is trained; without it the identity stays as it was, so runs resume.
+    mixing = {"onthefly": args.onthefly.to_dict()} if args.onthefly.noise_dirs else {}
     run = run_hash(
         config,
         model=model.config.to_dict(),
         cmvn=args.cmvn,
         features=features,
         train_dirs=[args.noisy_train_dir, args.clean_train_dir],
+        **mixing,
     )
     extra = {"cmvn": {"mode": args.cmvn, "global_stats": torch.from_numpy(stats)}, "feature_config": features}
     device = distributed.pick_device(args.use_gpu)

@@ -344,6 +344,9 @@ class DAEConfig(Section):
     runtime: int = 720
     in_memory: bool = False
     loader_workers: int = 1
+    # The noisy inputs mixed from the clean sets' audio as batches are made (speechrecipe.onthefly.MixedPairs),
+    # with the training noise, instead of read from the noise stage's copies on disk.
+    onthefly: bool = False
     train: DAETrainConfig = field(default_factory=DAETrainConfig)
 
 
@@ -441,7 +444,7 @@ def noisy_sets(config: RecipeConfig, eval_sets: list[str], generated_dir: str) -
     the dev set) x each test noise condition (``noise.test_noise_dirs``; default one condition,
     'noise', of ``noise.noise_dirs``) x each of ``noise.test_snrs``. Training copies
     ``<train_set>_noisy`` and ``<dev_set>_noisy`` (at ``noise.train_snrs``) when multi-condition
-    training or the DAE needs them. Empty noise folders mean generated white, pink and babble noise.
+    training or the DAE (unless ``dae.onthefly``) needs them. Empty noise folders mean generated white, pink and babble noise.
     """
     noise = config.noise
     training_noise = noise.noise_dirs or [f"generated:{kind}" for kind in GENERATED_NOISE_TYPES]
@@ -454,9 +457,17 @@ def noisy_sets(config: RecipeConfig, eval_sets: list[str], generated_dir: str) -
                 sets[f"{base}_{name}_{snr_name(snr)}"] = NoisySet(
                     base, name, snr, (snr,), noise_sources(entries, generated_dir)
                 )
-    if config.am.multi_condition or config.dae_used:
+    if config.am.multi_condition or (config.dae_used and not config.dae.onthefly):
         for base in (config.train_set, config.dev_set):
             sets[f"{base}_noisy"] = NoisySet(
-                base, "train", None, tuple(noise.train_snrs), noise_sources(training_noise, generated_dir)
+                base, "train", None, tuple(noise.train_snrs), training_noise_sources(config, generated_dir)
             )
     return sets
+
+
+def training_noise_sources(config: RecipeConfig, generated_dir: str) -> tuple[str, ...]:
+    """The noise files or folders training mixes in (``noise.noise_dirs``; empty: generated white, pink and
+    babble noise, the files make_noise writes under ``generated_dir``)."""
+    return noise_sources(
+        config.noise.noise_dirs or [f"generated:{kind}" for kind in GENERATED_NOISE_TYPES], generated_dir
+    )

@@ -1,7 +1,8 @@
 """The denoising autoencoder as a task of the training loop (:mod:`speechrecipe.trainer`).
 
-A batch is (noisy, clean) feature pairs of the same utterances (:class:`speechrecipe.dataset.PairedSet`),
-read by the loader's workers; the loss is the squared error between the DAE's prediction and the clean
+A batch is (noisy, clean) feature pairs of the same utterances, read by the loader's workers: from a
+noisy copy on disk (:class:`speechrecipe.dataset.PairedSet`) or mixed from the audio as the batch is made
+(:class:`speechrecipe.onthefly.MixedPairs`); the loss is the squared error between the DAE's prediction and the clean
 frames, summed over the real (unpadded) output frames and normalized by the number of values it covers;
 the dev set is measured by the same mean squared error.
 """
@@ -15,7 +16,12 @@ import torch
 from .batching import shard_batch
 from .dataset import PairedSet, collate_pairs
 from .model.dae import DenoisingAutoencoder
+from .onthefly import MixedPairs
 from .trainer import Batch
+
+Pairs = PairedSet | MixedPairs
+# The epoch the dev pairs are asked for (MixedPairs mixes them with one fixed draw whatever the epoch).
+DEV_EPOCH = 0
 
 
 def reconstruction_error(
@@ -39,7 +45,7 @@ def reconstruction_loss(model: DenoisingAutoencoder, noisy, clean, lengths) -> t
 class DAEBatches:
     """Training batches of (noisy, clean) pairs (runs in the loader's workers: picklable, no model)."""
 
-    def __init__(self, pairs: PairedSet, factor: int, frame_values: int):
+    def __init__(self, pairs: Pairs, factor: int, frame_values: int):
         self.pairs, self.factor, self.frame_values = pairs, factor, frame_values
 
     def examples(self, epoch: int) -> tuple[list[tuple[int, ...]], list[int]]:
@@ -52,7 +58,7 @@ class DAEBatches:
         mine = shard_batch(list(range(len(indices))), rank, world)
         lengths = [int(self.pairs.lengths[i]) for i in indices]
         count = sum(math.ceil(n / self.factor) for n in lengths) * self.frame_values
-        pairs = [self.pairs[indices[i]] for i in (mine or [0])]
+        pairs = [self.pairs.pair(indices[i], epoch) for i in (mine or [0])]
         return Batch([self.pairs.utt(i) for i in indices], collate_pairs(pairs), count, 1.0 if mine else 0.0, mine)
 
 
@@ -63,7 +69,7 @@ class DAETask:
     use_amp = False
     nonfinite_advice = "Check their audio, or lower dae.train.lr."
 
-    def __init__(self, model: DenoisingAutoencoder, train_pairs: PairedSet, dev_pairs: PairedSet):
+    def __init__(self, model: DenoisingAutoencoder, train_pairs: Pairs, dev_pairs: Pairs):
         self.model, self.train_pairs, self.dev_pairs = model, train_pairs, dev_pairs
         self.batch_maker = DAEBatches(train_pairs, model.factor, model.decoder.out_features)
 
@@ -88,7 +94,7 @@ class DAETask:
         total, count = 0.0, 0
         with torch.no_grad():
             for batch in batches:
-                noisy, clean, lengths = collate_pairs([self.dev_pairs[i] for i in batch])
+                noisy, clean, lengths = collate_pairs([self.dev_pairs.pair(i, DEV_EPOCH) for i in batch])
                 summed, values = reconstruction_loss(model, noisy.to(device), clean.to(device), lengths.to(device))
                 total += float(summed)
                 count += values

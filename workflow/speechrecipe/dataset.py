@@ -250,6 +250,10 @@ class PairedSet:
         i, j = self.pairs[k]
         return self.noisy.utts[i], self.noisy[i].feats, self.clean[j].feats
 
+    def pair(self, k: int, epoch: int) -> tuple[str, np.ndarray, np.ndarray]:
+        """Pair ``k``, the same in every epoch (the interface of :class:`speechrecipe.onthefly.MixedPairs`)."""
+        return self[k]
+
 
 def collate_pairs(pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     lengths = torch.tensor([len(noisy) for _, noisy, _ in pairs])

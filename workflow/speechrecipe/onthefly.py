@@ -10,11 +10,16 @@ on the number of workers or ranks, or on a resume; another epoch draws anew.
 
 The audio is changed in the order of the disk copies: speed first (:func:`speechrecipe.augment.speed_perturb`,
 as make_features.py), then noise at an SNR against the perturbed speech (:func:`speechrecipe.noise.mix`).
+
+The denoising autoencoder's pairs are made the same way (:class:`MixedPairs`): the clean side is the stored
+features, the noisy side the same audio mixed with noise, anew each epoch for training and with one fixed
+draw for the dev set, so that its checks compare.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +33,8 @@ from .config import FeatureConfig, OnTheFlyConfig
 from .dataset import FeatureSet, Utterance
 from .features import compute
 from .noise import load_noise, mix, noise_files, noise_segment
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,45 @@ class OnTheFly:
         """Each utterance's length in ``epoch``, near enough for length buckets: the stored length over the factor."""
         factors = [self.draw(u, epoch).factor if u in self.audio else 1.0 for u in data.utts]
         return np.maximum(1, np.round(data.lengths / np.asarray(factors))).astype(np.int64)
+
+
+class MixedPairs:
+    """(noisy, clean) pairs for the DAE, the noisy side mixed from the clean set's audio as a batch asks for it.
+
+    The same interface as :class:`speechrecipe.dataset.PairedSet` (``lengths``, ``utt``, ``pair``), without
+    a noisy copy on disk. The dev set's pairs are always asked for with one epoch
+    (:data:`speechrecipe.dae_task.DEV_EPOCH`), so every check sees the same noisy features.
+    """
+
+    def __init__(self, clean: FeatureSet, onthefly: OnTheFly):
+        self.clean, self.onthefly = clean, onthefly
+        self.index = [i for i, u in enumerate(clean.utts) if u in onthefly.audio]
+        missing = len(clean) - len(self.index)
+        if missing:
+            log.warning("%s: %d utterance(s) without audio in the data directory, left out", clean.feat_dir, missing)
+        if not self.index:
+            raise ValueError(
+                f"{clean.feat_dir}: none of its utterances is in the data directory given for its audio: "
+                "give the Kaldi data directory its features were made from"
+            )
+        self.lengths = clean.lengths[self.index]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def utt(self, k: int) -> str:
+        return self.clean.utts[self.index[k]]
+
+    def pair(self, k: int, epoch: int) -> tuple[str, np.ndarray, np.ndarray]:
+        """(utterance id, noisy features, clean features) of pair ``k`` in ``epoch``, both normalized as the
+        clean set is (:meth:`OnTheFly.utterance`)."""
+        i = self.index[k]
+        clean = self.clean[i]
+        noisy = self.onthefly.utterance(self.clean, i, epoch).feats
+        # The same audio at the same rate gives the stored frame count; a dithered or otherwise made
+        # archive could differ by a frame at the end, which the pair leaves out.
+        frames = min(len(noisy), len(clean.feats))
+        return clean.utt, noisy[:frames], clean.feats[:frames]
 
 
 def audio_table(data_dir: str | Path, utts) -> dict[str, tuple[str, float, float | None]]:
