@@ -109,6 +109,10 @@ DAE_TRAIN = RECIPE.dae.train.replace(seed=RECIPE.seed).params()
 # noise and SNRs the noise stage's <train_set>_noisy copy would have (every utterance noisy).
 DAE_NOISE = list(training_noise_sources(RECIPE, f"{DATA}/noise_generated"))
 DAE_MIXING = {"noise_dirs": DAE_NOISE, "snrs": list(RECIPE.noise.train_snrs), "noise_probability": 1.0}
+if RECIPE.dae.extra_audio and not RECIPE.dae.onthefly:
+    raise WorkflowError("dae.extra_audio is mixed with noise as batches are made: set dae.onthefly: true as well")
+# Whose recordings dae.extra_audio leaves out: every set of the experiment (training, dev, eval, test_sets).
+DAE_EXCLUDED_SETS = list(dict.fromkeys([*CORPUS_SETS, *RECIPE.test_sets])) if RECIPE.dae.extra_audio else []
 
 
 def as_json(value) -> str:
@@ -207,7 +211,16 @@ def dae_inputs() -> dict:
         "noisy": f"{DATA}/{TRAIN_SET}/validation.txt",
         "dev_noisy": f"{DATA}/{DEV_SET}/validation.txt",
         "noise": noise_inputs(DAE_NOISE),
+        "excluded": [f"{DATA}/{name}/validation.txt" for name in DAE_EXCLUDED_SETS],
     }
+
+
+def dae_extra_audio(wildcards, input) -> str:
+    """train_dae.py's --extra-audio and --exclude-audio options ('' without dae.extra_audio)."""
+    if not RECIPE.dae.extra_audio:
+        return ""
+    excluded = [os.path.dirname(path) for path in input.excluded]
+    return quoted(["--extra-audio", *RECIPE.dae.extra_audio, "--exclude-audio", *excluded])
 
 
 def onthefly_audio_dir(wildcards, input) -> str:

@@ -1,7 +1,8 @@
 # Stage 3b: the denoising autoencoder, trained on (noisy, clean) features of train_set with
 # dev_set's pair for early stopping. Its encoder starts the acoustic model with am.init: dae;
 # with decode.enhance it cleans features before decoding. Resumes like train_am. The noisy side
-# is the noise stage's copy, or with dae.onthefly mixed from the audio as batches are made.
+# is the noise stage's copy, or with dae.onthefly mixed from the audio as batches are made, which
+# dae.extra_audio extends to untranscribed recordings (those of the experiment's own sets left out).
 
 
 rule train_dae:
@@ -36,8 +37,10 @@ rule train_dae:
         use_gpu=str(RECIPE.dae.use_gpu).lower(),
         size_from=input_dir("size_from"),
         onthefly=f"--onthefly {shlex.quote(as_json(DAE_MIXING))}" if RECIPE.dae.onthefly else "",
+        extra_audio=dae_extra_audio,
     shell:
         "run_step train_dae {params.dirs} {params.exp_dir:q} --model {params.model:q} --layers {params.layers}"
         " --train {params.train:q} --features {params.features:q} --cmvn {params.cmvn} --threads {threads}"
         " --use-gpu {params.use_gpu} --loader-workers {resources.loader_workers}"
-        " --in-memory {resources.in_memory} --size-from {params.size_from:q} {params.onthefly} > {log} 2>&1"
+        " --in-memory {resources.in_memory} --size-from {params.size_from:q} {params.onthefly}"
+        " {params.extra_audio} > {log} 2>&1"

@@ -21,11 +21,13 @@ final.pt (kind 'dae'), whose encoder `am.init: dae` copies into the acoustic mod
 
 import argparse
 import logging
+from pathlib import Path
 
 import torch
 
 from speechrecipe import distributed
 from speechrecipe.archive import ArchiveError
+from speechrecipe.audio_sources import AudioSourceError, files_of, untranscribed_audio
 from speechrecipe.cli import add_section, fail, fail_on_damaged_features, setup_logging
 from speechrecipe.cmvn import global_stats, stats_to_mean_std
 from speechrecipe.config import (
@@ -43,7 +45,7 @@ from speechrecipe.dataset import FeatureSet, PairedSet
 from speechrecipe.model.dae import DenoisingAutoencoder
 from speechrecipe.model.network import sized_for_data
 from speechrecipe.noise import NoiseError
-from speechrecipe.onthefly import MixedPairs, OnTheFly, audio_table
+from speechrecipe.onthefly import AudioPairs, MixedPairs, OnTheFly, PairsUnion, audio_table
 from speechrecipe.trainer import train
 
 log = logging.getLogger("train_dae")
@@ -56,6 +58,11 @@ def training_pairs(args, noisy_dir: str, clean_dir: str, min_frames: int, mean_s
     audio (Kaldi data dir ``noisy_dir``) mixed with noise as batches are made."""
     clean = FeatureSet(clean_dir, args.cmvn, None, mean_std, min_frames, in_memory=args.in_memory)
     if not args.onthefly.noise_dirs:
+        if not (Path(noisy_dir) / "feats.scp").is_file():
+            fail(
+                f"{noisy_dir} has no feats.scp: give the noisy copy's feature directory, or mix the noise as batches "
+                "are made (--onthefly, dae.onthefly) from the clean set's Kaldi data directory"
+            )
         noisy = FeatureSet(noisy_dir, args.cmvn, None, mean_std, min_frames, in_memory=args.in_memory)
         return PairedSet(noisy, clean)
     if args.onthefly.speed_perturb:
@@ -65,6 +72,29 @@ def training_pairs(args, noisy_dir: str, clean_dir: str, min_frames: int, mean_s
         return MixedPairs(clean, mixing)
     except (NoiseError, ValueError, OSError) as e:
         fail(f"dae.onthefly ({noisy_dir}): {e}")
+
+
+def untranscribed_pairs(args, min_frames: int, mean_std) -> AudioPairs:
+    """The pairs of --extra-audio, less the recordings of --exclude-audio's sets."""
+    try:
+        items, left_out = untranscribed_audio(args.extra_audio, files_of(args.exclude_audio))
+        mixing = OnTheFly(
+            args.onthefly, {i.utt: (i.entry, i.start, i.end) for i in items}, args.features, args.train.seed
+        )
+        pairs = AudioPairs(items, mixing, args.cmvn, mean_std, min_frames)
+    except (AudioSourceError, NoiseError, OSError) as e:
+        fail(str(e))
+    if not len(pairs):
+        fail(f"dae.extra_audio: no usable recording in {', '.join(map(str, args.extra_audio))} ({left_out} left out)")
+    log.info(
+        "untranscribed audio (dae.extra_audio): %d recordings, %.2f hours; %d left out as recordings of the "
+        "experiment's own sets, %d shorter than the model's minimum",
+        len(pairs),
+        pairs.lengths.sum() * args.features.frame_shift_ms / 3.6e6,
+        left_out,
+        pairs.dropped_short,
+    )
+    return pairs
 
 
 def main() -> None:
@@ -99,6 +129,21 @@ def main() -> None:
     add_section(
         parser, "--features", FeatureConfig, "features", FeatureConfig(), "feature config, stored with the model"
     )
+    parser.add_argument(
+        "--extra-audio",
+        nargs="*",
+        default=[],
+        metavar="SOURCE",
+        help="untranscribed audio the DAE also learns from, mixed like --onthefly (which it needs): Kaldi data "
+        "dirs, folders, files or glob patterns (speechrecipe.audio_sources)",
+    )
+    parser.add_argument(
+        "--exclude-audio",
+        nargs="*",
+        default=[],
+        metavar="DATA_DIR",
+        help="Kaldi data dirs whose recordings --extra-audio leaves out (the experiment's training, dev and eval sets)",
+    )
     parser.add_argument("--cmvn", default=AMConfig().cmvn, choices=CMVN_MODES)
     parser.add_argument("--threads", type=int, default=DEFAULTS.threads)
     parser.add_argument("--use-gpu", default=str(DEFAULTS.use_gpu), choices=["auto", "true", "false"])
@@ -120,6 +165,8 @@ def main() -> None:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     setup_logging()
+    if args.extra_audio and not args.onthefly.noise_dirs:
+        fail("dae.extra_audio is mixed with noise as batches are made: it needs dae.onthefly (--onthefly)")
     torch.set_num_threads(args.threads)
     config = args.train
     stats = global_stats(args.clean_train_dir)
@@ -137,9 +184,13 @@ def main() -> None:
         )
     except ArchiveError as e:
         fail_on_damaged_features(e)
+    if args.extra_audio:
+        train_pairs = PairsUnion([train_pairs, untranscribed_pairs(args, model.min_input_frames(), mean_std)])
     features = args.features.to_dict()
     # The mixing is part of what is trained; without it the identity stays as it was, so runs resume.
     mixing = {"onthefly": args.onthefly.to_dict()} if args.onthefly.noise_dirs else {}
+    if args.extra_audio:
+        mixing["extra_audio"] = [str(a) for a in args.extra_audio]
     run = run_hash(
         config,
         model=model.config.to_dict(),

@@ -347,6 +347,8 @@ class DAEConfig(Section):
     # The noisy inputs mixed from the clean sets' audio as batches are made (speechrecipe.onthefly.MixedPairs),
     # with the training noise, instead of read from the noise stage's copies on disk.
     onthefly: bool = False
+    # Untranscribed audio the DAE also learns from (speechrecipe.audio_sources), mixed on the fly.
+    extra_audio: list = field(default_factory=list)
     train: DAETrainConfig = field(default_factory=DAETrainConfig)
 
 

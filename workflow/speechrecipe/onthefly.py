@@ -82,17 +82,25 @@ class OnTheFly:
         """The augmented audio of ``utt`` in ``epoch``, at the recording's own rate."""
         entry, start, end = self.audio[utt]
         samples, rate = read_audio(entry, start, end)
+        return self.augment(samples, rate, utt, epoch), rate
+
+    def augment(self, samples: np.ndarray, rate: int, utt: str, epoch: int) -> np.ndarray:
+        """``samples`` of ``utt`` changed as its draw in ``epoch`` says."""
         draw = self.draw(utt, epoch)
         samples = speed_perturb(samples, rate, draw.factor)
         if draw.noise is not None:
             noise = cached_noise(draw.noise, rate)
             offset = int(draw.offset_fraction * len(noise))
             samples = mix(samples, noise_segment(noise, offset, len(samples)), draw.snr)
-        return samples, rate
+        return samples
 
     def feats(self, utt: str, epoch: int) -> np.ndarray:
         """Features (not normalized) of the augmented audio of ``utt`` in ``epoch``."""
         samples, rate = self.samples(utt, epoch)
+        return self.features_of(samples, rate, utt, epoch)
+
+    def features_of(self, samples: np.ndarray, rate: int, utt: str, epoch: int) -> np.ndarray:
+        """Features of audio of ``utt`` in ``epoch``, with dither (if any) drawn from them."""
         if not self.features.dither:
             return compute(samples, rate, self.features)
         # Dither draws from torch's global generator: seeded here by the utterance and epoch, in a
@@ -162,6 +170,71 @@ class MixedPairs:
         # archive could differ by a frame at the end, which the pair leaves out.
         frames = min(len(noisy), len(clean.feats))
         return clean.utt, noisy[:frames], clean.feats[:frames]
+
+
+class AudioPairs:
+    """(noisy, clean) pairs for the DAE from untranscribed audio (:mod:`speechrecipe.audio_sources`): both sides
+    computed from the audio as a batch asks for it, the noisy one mixed as :class:`OnTheFly` draws it.
+
+    Normalized by ``cmvn`` as the acoustic model's input is, with two exceptions a corpus without speakers
+    imposes: under 'speaker' CMVN each utterance is normalized by its own statistics (its speaker is
+    unknown), and 'global' and 'online' use the training set's statistics. Utterances shorter than
+    ``min_frames`` are left out.
+    """
+
+    def __init__(self, items, mixing: OnTheFly, cmvn: str, global_mean_std, min_frames: int = 1):
+        config = mixing.features
+        rate = config.sample_rate
+        window, shift = int(rate * config.frame_length_ms / 1000), int(rate * config.frame_shift_ms / 1000)
+        frames = [1 + (int(item.seconds * rate) - window) // shift for item in items]
+        kept = [(item, n) for item, n in zip(items, frames, strict=True) if n >= min_frames]
+        self.items = [item for item, _ in kept]
+        self.lengths = np.asarray([n for _, n in kept], dtype=np.int64)
+        self.mixing, self.global_mean_std = mixing, global_mean_std
+        self.cmvn = "utterance" if cmvn == "speaker" else cmvn
+        self.dropped_short = len(items) - len(kept)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def utt(self, k: int) -> str:
+        return self.items[k].utt
+
+    def pair(self, k: int, epoch: int) -> tuple[str, np.ndarray, np.ndarray]:
+        item = self.items[k]
+        samples, rate = read_audio(item.entry, item.start, item.end)
+        clean = self.mixing.features_of(samples, rate, item.utt, epoch)
+        noisy = self.mixing.features_of(self.mixing.augment(samples, rate, item.utt, epoch), rate, item.utt, epoch)
+        frames = min(len(clean), len(noisy))
+        return (
+            item.utt,
+            normalize(noisy[:frames], self.cmvn, None, self.global_mean_std),
+            normalize(clean[:frames], self.cmvn, None, self.global_mean_std),
+        )
+
+
+class PairsUnion:
+    """Several pair sets as one (the same interface): the transcribed set's pairs, then untranscribed audio."""
+
+    def __init__(self, parts):
+        self.parts = [part for part in parts if len(part)]
+        self.offsets = np.cumsum([0, *map(len, self.parts)])
+        self.lengths = np.concatenate([part.lengths for part in self.parts])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def _locate(self, k: int):
+        j = int(np.searchsorted(self.offsets, k, side="right")) - 1
+        return self.parts[j], k - int(self.offsets[j])
+
+    def utt(self, k: int) -> str:
+        part, i = self._locate(k)
+        return part.utt(i)
+
+    def pair(self, k: int, epoch: int) -> tuple[str, np.ndarray, np.ndarray]:
+        part, i = self._locate(k)
+        return part.pair(i, epoch)
 
 
 def audio_table(data_dir: str | Path, utts) -> dict[str, tuple[str, float, float | None]]:
