@@ -49,4 +49,6 @@ bench: install
 	$(BIN)/python bench/training_overhead.py
 	$(BIN)/python bench/decode_rtf.py
 	$(BIN)/python bench/onthefly_cost.py
+	$(BIN)/python bench/stage_cost.py
+	$(BIN)/python bench/scale.py --hours 1 8
 	bench/pipeline_overhead.sh
