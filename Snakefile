@@ -55,6 +55,7 @@ rule all:
         f"{EXP}/results.tsv",
         f"{EXP}/RESULTS.md",
         rules.plots.output,
+        DAE_PLOTS,  # the DAE's dev error by SNR, when a DAE is trained
 
 
 onstart:

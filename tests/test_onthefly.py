@@ -4,6 +4,7 @@ import json
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -211,6 +212,22 @@ def test_a_tiny_dae_run_mixes_its_noise_on_the_fly(fsdd_features, tmp_path):
     dev_losses = [float(line.split("\t")[3]) for line in rows[1:]]
     assert len(dev_losses) == 2 and all(np.isfinite(dev_losses))
     assert (tmp_path / "dae/final.pt").is_file()
+    # the trained DAE's error by SNR, against the noisy input's own (the plot of exp/<tag>/plots)
+    run_script(
+        ROOT / "workflow/scripts/dae_loss_by_snr.py",
+        tmp_path / "dae",
+        base / "fbank/dev",
+        base / "data/dev",
+        tmp_path,
+        "--noise",
+        f"sc={NOISE}",
+        "--snrs",
+        0,
+        20,
+    )
+    by_snr = pd.read_csv(tmp_path / "dae_loss_by_snr.tsv", sep="\t")
+    assert list(by_snr["snr"]) == [0, 20] and (tmp_path / "dae_loss_by_snr.png").stat().st_size > 0
+    assert by_snr["input_loss"][0] > by_snr["input_loss"][1] > 0  # more noise, further from the clean features
     # speed perturbation would change the noisy side's length against its clean target
     speed = run_script(*command[:-9], "--onthefly", json.dumps({**DAE_NOISE, "speed_perturb": [0.9]}), check=False)
     assert speed.returncode != 0 and "no speed_perturb for the DAE" in speed.stderr

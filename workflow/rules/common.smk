@@ -111,6 +111,13 @@ DAE_NOISE = list(training_noise_sources(RECIPE, f"{DATA}/noise_generated"))
 DAE_MIXING = {"noise_dirs": DAE_NOISE, "snrs": list(RECIPE.noise.train_snrs), "noise_probability": 1.0}
 if RECIPE.dae.extra_audio and not RECIPE.dae.onthefly:
     raise WorkflowError("dae.extra_audio is mixed with noise as batches are made: set dae.onthefly: true as well")
+# The DAE's dev error by SNR (dae.smk): with the training noise and each held-out test noise condition.
+DAE_SNR_NOISE = {"train": DAE_NOISE}
+for _name, _entries in RECIPE.noise.test_noise_dirs.items():
+    if list(noise_sources(_entries, f"{DATA}/noise_generated")) != DAE_NOISE:  # the training noise is drawn already
+        DAE_SNR_NOISE[_name] = list(noise_sources(_entries, f"{DATA}/noise_generated"))
+DAE_SNR_SNRS = sorted({*RECIPE.noise.train_snrs, *RECIPE.noise.test_snrs})
+DAE_PLOTS = [f"{PLOTS}/dae_loss_by_snr.png", f"{PLOTS}/dae_loss_by_snr.tsv"] if DAE_USED else []
 # Whose recordings dae.extra_audio leaves out: every set of the experiment (training, dev, eval, test_sets).
 DAE_EXCLUDED_SETS = list(dict.fromkeys([*CORPUS_SETS, *RECIPE.test_sets])) if RECIPE.dae.extra_audio else []
 

@@ -44,3 +44,31 @@ rule train_dae:
         " --use-gpu {params.use_gpu} --loader-workers {resources.loader_workers}"
         " --in-memory {resources.in_memory} --size-from {params.size_from:q} {params.onthefly}"
         " {params.extra_audio} > {log} 2>&1"
+
+
+rule dae_loss_by_snr:
+    # The trained DAE's dev reconstruction error by noise condition and SNR, beside the noisy input's own.
+    input:
+        dae=DAE_FINAL,
+        dev_clean=f"{FEATS}/{DEV_SET}/feats.scp",
+        dev_audio=f"{DATA}/{DEV_SET}/validation.txt",
+        noise=noise_inputs([source for sources in DAE_SNR_NOISE.values() for source in sources]),
+    output:
+        figure=plot_report("dae_loss_by_snr.png", "dae_loss_by_snr", "Training", "DAE error by SNR"),
+        table=f"{PLOTS}/dae_loss_by_snr.tsv",
+    log:
+        f"{EXP}/dae/log/loss_by_snr.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        dirs=lambda w, input: quoted([os.path.dirname(input.dae), os.path.dirname(input.dev_clean)]),
+        dev_audio=input_dir("dev_audio"),
+        out_dir=output_dir("table"),
+        noise=quoted(f"{name}={source}" for name, sources in DAE_SNR_NOISE.items() for source in sources),
+        snrs=" ".join(f"{s:g}" for s in DAE_SNR_SNRS),
+        seed=RECIPE.seed,
+    shell:
+        "run_step dae_loss_by_snr {params.dirs} {params.dev_audio:q} {params.out_dir:q} --noise {params.noise}"
+        " --snrs {params.snrs} --seed {params.seed} > {log} 2>&1"

@@ -434,3 +434,23 @@ def html_table(table: pd.DataFrame, out: str | os.PathLike, title: str, note: st
     )
     with atomic_path(out, suffix=".html") as tmp:
         tmp.write_text(page, encoding="utf-8")
+
+
+# --- the denoising autoencoder by SNR --------------------------------------------------------------------------------
+
+
+def dae_loss_by_snr(table: pd.DataFrame, out: str | os.PathLike) -> None:
+    """The DAE's dev reconstruction error against SNR, one line per noise condition, beside the noisy input's own
+    error (dashed): the gap is what the DAE removes (``dae_loss_by_snr.tsv``: noise, snr, dev_loss, input_loss)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (noise, rows) in enumerate(table.groupby("noise", sort=False)):
+        rows = rows.sort_values("snr")
+        ax.plot(rows["snr"], rows["dev_loss"], marker="o", color=f"C{i}", label=f"{noise}: DAE output")
+        ax.plot(rows["snr"], rows["input_loss"], ls="--", marker=".", color=f"C{i}", label=f"{noise}: noisy input")
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel("mean squared error per value (normalized features)")
+    ax.set_title("DAE reconstruction error on dev, by SNR")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, out)
