@@ -199,3 +199,43 @@ def test_initialize_from_dae_copies_by_name_and_refuses_another_shape():
         initialize_from_dae(wider, autoencoder.state_dict())
     with pytest.raises(ValueError, match="1 to 2"):
         DenoisingAutoencoder(config, layers=3)
+
+
+def test_layerwise_pretraining_builds_the_stack_one_layer_at_a_time(tmp_path, noisy_features):
+    """dae.layerwise: a 1-layer DAE, then a 2-layer one on top whose lower layer stays exactly stage 1's."""
+    from speechrecipe import checkpoint
+
+    base = noisy_features
+    result = run_script(
+        ROOT / "workflow/scripts/train_dae.py",
+        base / "fbank/train_noisy",
+        base / "fbank/train",
+        base / "fbank/dev_noisy",
+        base / "fbank/dev",
+        tmp_path / "dae",
+        "--model",
+        json.dumps(AM),
+        "--layers",
+        2,
+        "--layerwise",
+        "--train",
+        '{"max_epochs": 1, "batch_frames": 4000, "warmup_steps": 5, "average_best": 1}',
+        "--features",
+        FBANK,
+        "--cmvn",
+        "speaker",
+        "--threads",
+        1,
+        "--no-progress",
+    )
+    assert "layer-wise pretraining: stage 1 of 2" in result.stderr
+    first = checkpoint.load(tmp_path / "dae/layer1/final.pt")["model"]
+    final = checkpoint.load(tmp_path / "dae/final.pt")
+    assert final["model_config"]["layers"] == 2
+    lower = [name for name in first if name.startswith("encoder.")]
+    assert any(name.startswith("encoder.layers.0.") for name in lower)
+    assert not any(name.startswith("encoder.layers.1.") for name in lower)
+    for name in lower:  # kept fixed through stage 2
+        assert torch.equal(final["model"][name], first[name]), name
+    upper = [name for name in final["model"] if name.startswith("encoder.layers.1.")]
+    assert upper and (tmp_path / "dae/history.tsv").is_file()

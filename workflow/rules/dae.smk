@@ -38,12 +38,13 @@ rule train_dae:
         size_from=input_dir("size_from"),
         onthefly=f"--onthefly {shlex.quote(as_json(DAE_MIXING))}" if RECIPE.dae.onthefly else "",
         extra_audio=dae_extra_audio,
+        layerwise="--layerwise" if RECIPE.dae.layerwise else "",
     shell:
         "run_step train_dae {params.dirs} {params.exp_dir:q} --model {params.model:q} --layers {params.layers}"
         " --train {params.train:q} --features {params.features:q} --cmvn {params.cmvn} --threads {threads}"
         " --use-gpu {params.use_gpu} --loader-workers {resources.loader_workers}"
         " --in-memory {resources.in_memory} --size-from {params.size_from:q} {params.onthefly}"
-        " {params.extra_audio} > {log} 2>&1"
+        " {params.extra_audio} {params.layerwise} > {log} 2>&1"
 
 
 rule dae_loss_by_snr:

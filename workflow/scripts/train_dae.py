@@ -110,6 +110,12 @@ def main() -> None:
     add_section(parser, "--model", ModelConfig, "am.model", ModelConfig(), "the acoustic model's config")
     parser.add_argument("--layers", type=int, default=DEFAULTS.layers, help="LSTM layers of the DAE encoder")
     parser.add_argument(
+        "--layerwise",
+        action="store_true",
+        help="greedy layer-wise pretraining: a 1-layer DAE first, then each deeper one on top of the last, the "
+        "layers below kept fixed (stages under EXP_DIR/layerK; the last writes EXP_DIR/final.pt)",
+    )
+    parser.add_argument(
         "--size-from",
         default="",
         metavar="DIR",
@@ -202,17 +208,45 @@ def main() -> None:
     extra = {"cmvn": {"mode": args.cmvn, "global_stats": torch.from_numpy(stats)}, "feature_config": features}
     device = distributed.pick_device(args.use_gpu)
     log.info("device: %s", device)
-    task = DAETask(model, train_pairs, dev_pairs)
-    train(
-        task,
-        args.exp_dir,
-        config,
-        run,
-        extra,
-        device,
-        progress=not args.no_progress,
-        loader_workers=args.loader_workers,
-    )
+    stages = range(1, args.layers + 1) if args.layerwise else [args.layers]
+    below = None
+    for layers in stages:
+        # Greedy layer-wise pretraining: stage k trains a k-layer DAE whose lower k-1 layers (and front end)
+        # come from stage k-1 and stay fixed; the last stage writes final.pt where the recipe expects it.
+        if layers != args.layers:
+            log.info("layer-wise pretraining: stage %d of %d", layers, args.layers)
+        if layers != args.layers:
+            torch.manual_seed(config.seed + layers)
+        stage = model if layers == args.layers else DenoisingAutoencoder(model.config, layers)
+        frozen = copy_lower_layers(below, stage) if below is not None else []
+        stage_run = run if not args.layerwise else run_hash(config, whole=run, layerwise_stage=layers)
+        final = train(
+            DAETask(stage, train_pairs, dev_pairs),
+            args.exp_dir if layers == args.layers else Path(args.exp_dir) / f"layer{layers}",
+            config,
+            stage_run,
+            extra,
+            device,
+            progress=not args.no_progress,
+            frozen=frozen,
+            freeze_steps=FOREVER if frozen else 0,
+            loader_workers=args.loader_workers,
+        )
+        below = final["model"]
+
+
+# Steps for which layer-wise pretraining keeps the layers below the new one fixed: the whole stage.
+FOREVER = 1 << 62
+
+
+def copy_lower_layers(state: dict, model: DenoisingAutoencoder) -> list[str]:
+    """Copy the encoder tensors of a shallower DAE's ``state`` into ``model`` (same names, same shapes: its
+    front end and lower LSTM layers); returns the parameter names copied, which the stage keeps fixed."""
+    own = model.state_dict()
+    copied = [name for name, tensor in state.items() if name.startswith("encoder.") and own[name].shape == tensor.shape]
+    model.load_state_dict({**own, **{name: state[name] for name in copied}})
+    parameters = {name for name, _ in model.named_parameters()}
+    return [name for name in copied if name in parameters]
 
 
 if __name__ == "__main__":

@@ -349,6 +349,8 @@ class DAEConfig(Section):
     onthefly: bool = False
     # Untranscribed audio the DAE also learns from (speechrecipe.audio_sources), mixed on the fly.
     extra_audio: list = field(default_factory=list)
+    # Greedy layer-wise pretraining of a DAE of several layers: one layer at a time, those below kept fixed.
+    layerwise: bool = False
     train: DAETrainConfig = field(default_factory=DAETrainConfig)
 
 
