@@ -8,6 +8,8 @@ A system is conf/fsdd.yaml + conf/noise/fsdd.yaml + conf/untranscribed/fsdd_<spl
   none:  nothing (the acoustic model starts from random weights);
   dae:   conf/untranscribed/dae.yaml (am.init: dae; the DAE learns from the transcribed training audio);
   extra: dae.yaml + conf/untranscribed/extra_<split>.yaml (the DAE also learns from untranscribed audio);
+  enhance: the DAE of extra (conf/untranscribed/enhance.yaml) cleans the features at decoding instead;
+  layerwise: extra with a 2-layer DAE pretrained one layer at a time (conf/untranscribed/layerwise.yaml);
 each without and with multi-condition training (conf/untranscribed/mc.yaml). Tags: dae15_<split>_<system>[_mc]_s<seed>.
 The table (suite/results_dae_<split>.tsv, and markdown on stdout) gives every system's WER on each set of
 results.tsv: dev and test, clean and noisy (sc: Speech Commands, the training noise; babble: held out).
@@ -31,6 +33,12 @@ SYSTEMS = {
     "none": [],
     "dae": ["conf/untranscribed/dae.yaml"],
     "extra": ["conf/untranscribed/dae.yaml", "conf/untranscribed/extra_{split}.yaml"],
+    "enhance": ["conf/untranscribed/enhance.yaml", "conf/untranscribed/extra_{split}.yaml"],
+    "layerwise": [
+        "conf/untranscribed/dae.yaml",
+        "conf/untranscribed/extra_{split}.yaml",
+        "conf/untranscribed/layerwise.yaml",
+    ],
 }
 
 
@@ -64,7 +72,7 @@ def table(split: str) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", required=True, choices=["one_speaker", "full"])
-    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    parser.add_argument("--systems", nargs="+", default=["none", "dae", "extra"], choices=list(SYSTEMS))
     parser.add_argument("--mc", nargs="+", type=int, default=[0, 1], choices=[0, 1])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--cores", type=int, default=1)
