@@ -23,12 +23,12 @@ from speechrecipe.batching import bucket_batches
 from speechrecipe.cli import fail, setup_logging
 from speechrecipe.cmvn import stats_to_mean_std
 from speechrecipe.config import FeatureConfig, OnTheFlyConfig
-from speechrecipe.dae_task import DEV_EPOCH, reconstruction_loss
 from speechrecipe.dataset import FeatureSet, collate_pairs
 from speechrecipe.fileio import atomic_open
 from speechrecipe.model import load_dae
+from speechrecipe.model.dae import reconstruction_loss
 from speechrecipe.noise import NoiseError
-from speechrecipe.onthefly import MixedPairs, OnTheFly, audio_table
+from speechrecipe.onthefly import DEV_EPOCH, MixedPairs, OnTheFly, audio_table
 
 log = logging.getLogger("dae_loss_by_snr")
 

@@ -15,31 +15,11 @@ import torch
 
 from .batching import shard_batch
 from .dataset import PairedSet, collate_pairs
-from .model.dae import DenoisingAutoencoder
-from .onthefly import MixedPairs
+from .model.dae import DenoisingAutoencoder, reconstruction_error, reconstruction_loss
+from .onthefly import DEV_EPOCH, MixedPairs
 from .trainer import Batch
 
 Pairs = PairedSet | MixedPairs
-# The epoch the dev pairs are asked for (MixedPairs mixes them with one fixed draw whatever the epoch).
-DEV_EPOCH = 0
-
-
-def reconstruction_error(
-    model: DenoisingAutoencoder, predicted: torch.Tensor, out_lengths: torch.Tensor, clean: torch.Tensor
-) -> tuple[torch.Tensor, int]:
-    """Summed squared error over the real (unpadded) output frames of a batch, and the values it covers."""
-    target = model.stacked_targets(clean, predicted.shape[1])
-    mask = (torch.arange(predicted.shape[1], device=predicted.device)[None, :] < out_lengths[:, None]).unsqueeze(-1)
-    # Frames of the last (partial) group beyond an utterance's end are zeros in both noisy and clean
-    # input padding: they count like real frames, which is harmless and keeps the loss simple.
-    error = ((predicted.float() - target) ** 2) * mask
-    return error.sum(), int(mask.sum()) * predicted.shape[-1]
-
-
-def reconstruction_loss(model: DenoisingAutoencoder, noisy, clean, lengths) -> tuple[torch.Tensor, int]:
-    """:func:`reconstruction_error` of the DAE's prediction for ``noisy``."""
-    predicted, out_lengths = model(noisy, lengths)
-    return reconstruction_error(model, predicted, out_lengths, clean)
 
 
 class DAEBatches:

@@ -133,12 +133,16 @@ class OnTheFly:
         return np.maximum(1, np.round(data.lengths / np.asarray(factors))).astype(np.int64)
 
 
+# The epoch the DAE's dev pairs are asked for: one fixed draw of noise for every dev check.
+DEV_EPOCH = 0
+
+
 class MixedPairs:
     """(noisy, clean) pairs for the DAE, the noisy side mixed from the clean set's audio as a batch asks for it.
 
     The same interface as :class:`speechrecipe.dataset.PairedSet` (``lengths``, ``utt``, ``pair``), without
-    a noisy copy on disk. The dev set's pairs are always asked for with one epoch
-    (:data:`speechrecipe.dae_task.DEV_EPOCH`), so every check sees the same noisy features.
+    a noisy copy on disk. The dev set's pairs are always asked for with one epoch (:data:`DEV_EPOCH`), so
+    every check sees the same noisy features.
     """
 
     def __init__(self, clean: FeatureSet, onthefly: OnTheFly):

@@ -59,3 +59,21 @@ class DenoisingAutoencoder(nn.Module):
     def min_input_frames(self) -> int:
         """One encoder frame at least."""
         return self.factor
+
+
+def reconstruction_error(
+    model: DenoisingAutoencoder, predicted: torch.Tensor, out_lengths: torch.Tensor, clean: torch.Tensor
+) -> tuple[torch.Tensor, int]:
+    """Summed squared error over the real (unpadded) output frames of a batch, and the values it covers."""
+    target = model.stacked_targets(clean, predicted.shape[1])
+    mask = (torch.arange(predicted.shape[1], device=predicted.device)[None, :] < out_lengths[:, None]).unsqueeze(-1)
+    # Frames of the last (partial) group beyond an utterance's end are zeros in both noisy and clean
+    # input padding: they count like real frames, which is harmless and keeps the loss simple.
+    error = ((predicted.float() - target) ** 2) * mask
+    return error.sum(), int(mask.sum()) * predicted.shape[-1]
+
+
+def reconstruction_loss(model: DenoisingAutoencoder, noisy, clean, lengths) -> tuple[torch.Tensor, int]:
+    """:func:`reconstruction_error` of the DAE's prediction for ``noisy``."""
+    predicted, out_lengths = model(noisy, lengths)
+    return reconstruction_error(model, predicted, out_lengths, clean)
